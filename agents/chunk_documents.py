@@ -1,0 +1,61 @@
+"""chunk: raw documents -> version check -> latest (compacted) -> chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from rag_streams import metrics
+from rag_streams.app import app, chunks_topic, latest_topic, raw_topic, services, settings
+from rag_streams.chunking import chunk_document
+from rag_streams.codecs import CHUNK, RAW
+from rag_streams.deadletter import dead_letter
+from rag_streams.errors import BadInput, PermanentError
+from rag_streams.records import DELETE, RawDocument, validate_raw
+from rag_streams.versions import DocState, Verdict, judge
+from tables.versions import accepted_versions
+
+log = logging.getLogger(__name__)
+STAGE = "chunk"
+
+
+def decode_raw(key: bytes | None, value: bytes | None) -> RawDocument:
+    """Decode and validate a raw message; its key must be ``tenant/doc_id``."""
+    doc = validate_raw(RAW.decode(value), max_bytes=settings.max_doc_bytes)
+    if key != doc.key.encode():
+        raise BadInput(f"message key {key[:100] if key else key!r} is not tenant_id/doc_id {doc.key[:100]!r}")
+    return doc
+
+
+@app.agent(raw_topic)
+async def chunk_documents(stream: Any) -> None:
+    async for event in stream.events():
+        try:
+            await _process(event)
+        except PermanentError as exc:
+            await dead_letter(event, exc, stage=STAGE)
+        metrics.messages_processed_total.labels(STAGE).inc()
+
+
+async def _process(event: Any) -> None:
+    doc = decode_raw(event.message.key, event.message.value)
+    verdict = judge(DocState.from_json(accepted_versions.get(doc.key)), doc.version, is_delete=doc.op == DELETE)
+    if verdict is not Verdict.APPLY:
+        if verdict is Verdict.STALE:
+            metrics.stale_writes_dropped_total.labels(STAGE).inc()
+        log.info("dropped %s v%d: %s", doc.key, doc.version, verdict.value, extra={"stage": STAGE, "tenant": doc.tenant_id})
+        return
+    embedder = await services.embedder()
+    chunks = await asyncio.to_thread(
+        chunk_document, doc, embedder, size=settings.chunk_tokens, overlap=settings.chunk_overlap)
+    partition = event.message.partition
+    key = doc.key.encode()
+    accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
+    # The compacted source of truth, written in the same transaction as the chunks.
+    await latest_topic.send(key=key, value=None if doc.op == DELETE else event.message.value, partition=partition)
+    for chunk in chunks:
+        await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition)
+    if doc.produced_at:
+        metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, time.time() - doc.produced_at / 1000))

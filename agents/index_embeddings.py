@@ -1,0 +1,100 @@
+"""index: embedding upserts -> version guard -> rate-limited Qdrant upserts -> leftover cleanup."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rag_streams import metrics
+from rag_streams.app import app, embeddings_topic, services, settings
+from rag_streams.codecs import EMBEDDING
+from rag_streams.deadletter import dead_letter
+from rag_streams.embedding import from_bytes
+from rag_streams.errors import BadInput, PermanentError, retry_transient
+from rag_streams.faust_compat import acting_on
+from rag_streams.indexing import payload, plan_batch, slot_key
+from rag_streams.records import DELETE, EmbeddingUpsert
+from rag_streams.vectorstore import Point
+from rag_streams.versions import DocState, Verdict
+from tables.versions import applied_versions, chunk_slots
+
+log = logging.getLogger(__name__)
+STAGE = "index"
+
+
+def decode_upsert(value: bytes | None) -> tuple[EmbeddingUpsert, list[float]]:
+    item = EMBEDDING.decode(value)
+    if item.op == DELETE:
+        return item, []
+    try:
+        return item, from_bytes(item.vector, item.dim).tolist()
+    except ValueError as exc:
+        raise BadInput(str(exc)) from exc
+
+
+@app.agent(embeddings_topic)
+async def index_embeddings(stream: Any) -> None:
+    # take_events acks the whole batch in a `finally:`: every error is handled inside, and the
+    # batch's offsets are committed only after its vector store writes were acknowledged.
+    async for events in stream.take_events(settings.embed_batch, within=settings.embed_window_s):
+        await _index_batch(events)
+        metrics.messages_processed_total.labels(STAGE).inc(len(events))
+
+
+async def _index_batch(events: list[Any]) -> None:
+    batch: list[tuple[Any, EmbeddingUpsert, list[float]]] = []
+    for event in events:
+        try:
+            batch.append((event, *decode_upsert(event.message.value)))
+        except PermanentError as exc:
+            await dead_letter(event, exc, stage=STAGE)
+    items = [item for _, item, _ in batch]
+    plan = plan_batch(
+        items,
+        {i.key: DocState.from_json(applied_versions.get(i.key)) for i in items},
+        {slot_key(i): chunk_slots.get(slot_key(i)) for i in items if i.op != DELETE},
+    )
+    store = services.store()
+    failed: set[int] = set()
+    for (tenant, version), positions in plan.upserts.items():
+        first = items[positions[0]]
+        try:
+            await retry_transient(lambda: store.ensure_tenant(tenant, first.dim, first.model), what="ensure collection", attempts=None)
+            for start in range(0, len(positions), services.limiter.max_batch):
+                part = positions[start: start + services.limiter.max_batch]
+                points = [Point(items[p].chunk_id, batch[p][2], payload(items[p])) for p in part]
+                await services.limiter.acquire(tenant, len(points))
+                started = time.perf_counter()
+                await retry_transient(lambda: store.upsert(tenant, points, version=version), what="upsert", attempts=None)
+                metrics.vectorstore_upsert_seconds.observe(time.perf_counter() - started)
+                metrics.chunks_indexed_total.labels(tenant).inc(len(points))
+        except PermanentError as exc:
+            failed.update(positions)
+            for p in positions:
+                await dead_letter(batch[p][0], exc, stage=STAGE)
+    for tenant, doc_id, version in plan.cleanups:
+        await retry_transient(lambda: store.delete_doc(tenant, doc_id, below_version=version), what="cleanup", attempts=None)
+    for tenant, doc_id, version in plan.deletes:
+        if await store.has_tenant(tenant):
+            await retry_transient(lambda: store.delete_doc(tenant, doc_id, upto_version=version), what="delete", attempts=None)
+    _record(batch, plan, failed)
+
+
+def _record(batch: list[tuple[Any, EmbeddingUpsert, list[float]]], plan: Any, failed: set[int]) -> None:
+    """Write the version tables, each entry under the event that caused it (its changelog partition)."""
+    now = time.time()
+    for pos, (event, item, _) in enumerate(batch):
+        verdict = plan.verdicts[pos]
+        if verdict is Verdict.STALE:
+            metrics.stale_writes_dropped_total.labels(STAGE).inc()
+            continue
+        if verdict is Verdict.DUPLICATE or pos in failed:
+            continue
+        with acting_on(event):
+            if item.key in plan.doc_states:
+                applied_versions[item.key] = plan.doc_states[item.key].to_json()
+            if item.op != DELETE:
+                chunk_slots[slot_key(item)] = plan.slots[slot_key(item)]
+        if item.produced_at:
+            metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, now - item.produced_at / 1000))

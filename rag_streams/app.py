@@ -1,0 +1,50 @@
+"""The Faust application: settings, topics in flow order, and the services agents use.
+
+Agents live in ``agents/`` (installed as ``rag_streams.agents``), one module per stage;
+tables in ``tables/``. Importing an agent module registers it, so a worker runs only the
+stages of its roles.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from rag_streams.services import Services
+from rag_streams.settings import load_settings
+from rag_streams.topics import TopicNames
+
+settings = load_settings()
+names = TopicNames.for_prefix(settings.topic_prefix)
+
+app = faust.App(
+    settings.app_id,
+    broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+    processing_guarantee=settings.processing_guarantee,
+    store=settings.faust_store,
+    datadir=str(settings.data_dir / "faust"),
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=settings.topic_replication,
+    topic_allow_declare=True,
+    consumer_auto_offset_reset="earliest",
+    producer_acks=-1,
+    web_bind=settings.web_host,
+    web_port=settings.web_port,
+    web_host=settings.web_host,
+    autodiscover=False,
+    table_cleanup_interval=30.0,
+)
+
+
+def _topic(name: str) -> faust.TopicT:
+    # Raw bytes in and out: agents decode themselves so bad input can be dead-lettered.
+    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
+
+
+# Topics, in flow order.
+raw_topic = _topic(names.raw)
+latest_topic = _topic(names.latest)
+chunks_topic = _topic(names.chunks)
+embeddings_topic = _topic(names.embeddings)
+deadletter_topic = _topic(names.deadletter)
+
+services = Services(settings)

@@ -1,0 +1,141 @@
+"""``rag-streams``: the command line. Errors are one line on stderr and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rag_streams.settings import Settings, SettingsError, load_settings
+
+ROLES = ("chunk", "embed", "index")
+ROLE_MODULES = {
+    "chunk": "rag_streams.agents.chunk_documents",
+    "embed": "rag_streams.agents.embed_chunks",
+    "index": "rag_streams.agents.index_embeddings",
+}
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line."""
+
+
+def _settings_epilog() -> str:
+    return "environment (RAG_*):\n" + "\n".join(f"  {v:<26} {doc} [{d}]" for v, d, doc in Settings.describe())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="rag-streams", description="Streaming ingestion and retrieval for RAG on Kafka, Faust and Qdrant.",
+        epilog=_settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    k = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft, loopback) for development")
+    k.add_argument("action", choices=["up", "down", "status"])
+
+    t = sub.add_parser("topics", help="Kafka topics of the pipeline")
+    t.add_argument("action", choices=["create"])
+
+    w = sub.add_parser("worker", help="run a Faust worker for some or all stages")
+    w.add_argument("--role", default=",".join(ROLES), help="comma list of chunk,embed,index (default: all)")
+
+    sub.add_parser("serve", help="the HTTP API alone (needs RAG_QDRANT_URL: an embedded store belongs to the index worker)")
+
+    pub = sub.add_parser("publish", help="publish files or folders as raw documents (doc_id = relative path)")
+    pub.add_argument("--tenant", required=True)
+    pub.add_argument("--version", type=int, default=None, help="document version (default: a monotonic clock)")
+    pub.add_argument("paths", nargs="+", type=Path)
+
+    d = sub.add_parser("delete", help="publish a DELETE of a document")
+    d.add_argument("--tenant", required=True)
+    d.add_argument("--version", type=int, default=None)
+    d.add_argument("doc_id")
+
+    s = sub.add_parser("search", help="search a tenant's documents through the query API")
+    s.add_argument("--tenant", required=True)
+    s.add_argument("-k", type=int, default=5)
+    s.add_argument("--json", action="store_true", help="print the API's JSON answer")
+    s.add_argument("--api-key", default=None, help="bearer key (when the API requires one)")
+    s.add_argument("question")
+
+    sub.add_parser("demo", help="start Kafka and a worker, ingest the sample corpus, answer a question")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+        return _dispatch(args, settings) or 0
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, SettingsError) as exc:
+        print(f"rag-streams: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        from rag_streams.errors import RagError
+
+        known = isinstance(exc, (RagError, OSError, ConnectionError)) or type(exc).__module__.startswith(
+            ("aiokafka", "aiohttp", "rag_streams"))
+        if not known:
+            raise
+        print(f"rag-streams: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
+    from rag_streams import commands
+
+    if args.command == "kafka":
+        return commands.kafka(settings, args.action)
+    if args.command == "topics":
+        return commands.topics_create(settings)
+    if args.command in ("worker", "serve"):
+        roles = [] if args.command == "serve" else _roles(args.role)
+        return run_worker(settings, roles, serve_api=args.command == "serve" or "index" in roles)
+    if args.command == "publish":
+        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version))
+    if args.command == "delete":
+        return asyncio.run(commands.delete(settings, args.tenant, args.doc_id, args.version))
+    if args.command == "search":
+        return asyncio.run(commands.search(settings, args.tenant, args.question, args.k, args.json, args.api_key))
+    if args.command == "demo":
+        from rag_streams.demo import run_demo
+
+        return run_demo(settings)
+    raise CliError(f"unknown command {args.command}")
+
+
+def _roles(text: str) -> list[str]:
+    roles = [r.strip() for r in text.split(",") if r.strip()]
+    bad = [r for r in roles if r not in ROLES]
+    if bad or not roles:
+        raise CliError(f"--role: expected a comma list of {', '.join(ROLES)}, got {text!r}")
+    return roles
+
+
+def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
+    """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
+    from faust.worker import Worker
+
+    from rag_streams.app import app
+    from rag_streams.logs import configure_logging
+
+    if serve_api and not roles and settings.qdrant_url is None:
+        raise CliError("serve needs RAG_QDRANT_URL: with embedded Qdrant the index worker serves the API")
+    for role in roles:
+        importlib.import_module(ROLE_MODULES[role])
+    importlib.import_module("rag_streams.api")  # health, readiness and metrics on every worker
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    configure_logging(settings.log_format, settings.log_level)
+    worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

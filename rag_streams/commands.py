@@ -1,0 +1,126 @@
+"""The work behind the CLI commands (argument parsing stays in cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+from tqdm import tqdm
+
+from rag_streams.admin import create_topics
+from rag_streams.kafka_local import LocalKafka
+from rag_streams.producer import DocumentProducer
+from rag_streams.settings import Settings
+
+
+class CommandError(Exception):
+    pass
+
+
+def local_kafka(settings: Settings) -> LocalKafka:
+    first = settings.kafka_bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    if host not in ("localhost", "127.0.0.1"):
+        from rag_streams.cli import CliError
+
+        raise CliError(f"RAG_KAFKA_BOOTSTRAP is {first}: the local broker only runs on loopback")
+    return LocalKafka(settings.kafka_home, settings.kafka_version, "127.0.0.1", int(port))
+
+
+def kafka(settings: Settings, action: str) -> int:
+    broker = local_kafka(settings)
+    if action == "up":
+        broker.start()
+        print(f"kafka {broker.version} up on {broker.bootstrap} (pid {broker.pid()}, data {broker.node_dir})")
+    elif action == "down":
+        print("kafka stopped" if broker.stop() else "kafka was not running")
+    else:
+        pid = broker.pid()
+        print(f"kafka running on {broker.bootstrap} (pid {pid})" if pid else f"kafka not running on {broker.bootstrap}")
+        return 0 if pid else 1
+    return 0
+
+
+def topics_create(settings: Settings) -> int:
+    for name, state in asyncio.run(create_topics(settings)):
+        print(f"{name:<40} {state}")
+    return 0
+
+
+def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
+    """(doc_id, path) for files and folders: doc_id is the path relative to the folder given."""
+    out: list[tuple[str, Path]] = []
+    for root in paths:
+        if root.is_file():
+            out.append((root.name, root))
+        elif root.is_dir():
+            out += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
+                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+        else:
+            from rag_streams.cli import CliError
+
+            raise CliError(f"no such file or folder: {root}")
+    return out
+
+
+async def publish(settings: Settings, tenant: str, paths: list[Path], version: int | None) -> int:
+    files = collect_files(paths)
+    failures = 0
+    async with DocumentProducer(settings) as producer:
+        for doc_id, path in tqdm(files, desc=f"publish {tenant}", unit="doc", file=sys.stderr):
+            try:
+                text = path.read_bytes().decode("utf-8")
+                await producer.upsert(tenant, doc_id, text, version, source=str(path),
+                                      metadata={"path": doc_id})
+            except (UnicodeDecodeError, ValueError) as exc:
+                failures += 1
+                tqdm.write(f"rag-streams: skipped {path}: {exc}", file=sys.stderr)
+    print(f"published {len(files) - failures} document(s) for tenant {tenant}")
+    return 1 if failures else 0
+
+
+async def delete(settings: Settings, tenant: str, doc_id: str, version: int | None) -> int:
+    async with DocumentProducer(settings) as producer:
+        v = await producer.delete(tenant, doc_id, version)
+    print(f"published DELETE {tenant}/{doc_id} v{v}")
+    return 0
+
+
+async def api_call(settings: Settings, method: str, path: str, body: Any = None, api_key: str | None = None,
+                   timeout: float = 30.0) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, session.request(
+            method, settings.query_api_url + path, data=None if body is None else orjson.dumps(body),
+            headers={"Content-Type": "application/json", **headers}) as resp:
+        raw = await resp.read()
+        try:
+            return resp.status, orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return resp.status, {"error": raw.decode(errors="replace")[:200]}
+
+
+async def search(settings: Settings, tenant: str, question: str, k: int, as_json: bool, api_key: str | None) -> int:
+    try:
+        status, body = await api_call(settings, "POST", f"/v1/tenants/{tenant}/search",
+                                      {"query": question, "k": k}, api_key)
+    except aiohttp.ClientConnectionError as exc:
+        from rag_streams.cli import CliError
+
+        raise CliError(f"cannot reach the query API at {settings.query_api_url} (is a worker running?): {exc}") from exc
+    if status != 200:
+        from rag_streams.cli import CliError
+
+        raise CliError(f"search failed ({status}): {body.get('error', body)}")
+    if as_json:
+        print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
+        return 0
+    for rank, r in enumerate(body["results"], 1):
+        snippet = " ".join(str(r["text"]).split())[:160]
+        print(f"{rank}. {r['score']:.3f}  {r['doc_id']} #{r['chunk_index']} (v{r['version']})\n   {snippet}")
+    if not body["results"]:
+        print("no results")
+    return 0

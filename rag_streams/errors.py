@@ -1,0 +1,83 @@
+"""Errors, classified once: transient ones are retried with backoff, permanent ones dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+__all__ = ["RagError", "PermanentError", "TransientError", "BadInput", "is_transient", "retry_transient"]
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class RagError(Exception):
+    """Base of rag-streams' own errors. ``code`` is a stable machine-readable name."""
+
+    code = "error"
+
+
+class PermanentError(RagError):
+    """Retrying cannot help: the message goes to the dead-letter topic."""
+
+    code = "permanent"
+
+
+class BadInput(PermanentError):
+    """The message itself is malformed (schema, fields, size, encoding)."""
+
+    code = "bad_input"
+
+
+class TransientError(RagError):
+    """A dependency is unavailable or slow: retry with backoff."""
+
+    code = "transient"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The single place that decides transient (retry) versus permanent (dead letter)."""
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, PermanentError):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
+        return True
+    # qdrant-client: transport failures and 5xx / 429 answers are transient.
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, ResponseHandlingException):
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code >= 500 or exc.status_code == 429
+    # rpc errors from qdrant's grpc transport, by name to avoid importing grpc.
+    return type(exc).__name__ in {"AioRpcError", "_InactiveRpcError"}
+
+
+async def retry_transient(
+    op: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    attempts: int | None = 8,
+    base_delay: float = 0.2,
+    max_delay: float = 10.0,
+) -> T:
+    """Await ``op()``; on a transient error retry with exponential backoff and jitter.
+
+    ``attempts=None`` retries for as long as the error stays transient (backpressure).
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await op()
+        except Exception as exc:
+            if not is_transient(exc) or attempt == attempts:
+                raise
+            delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+            log.warning("%s failed (%s: %s), retry %d/%s in %.2fs", what, type(exc).__name__, exc, attempt,
+                        attempts or "inf", delay)
+            await asyncio.sleep(delay)

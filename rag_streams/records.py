@@ -1,0 +1,133 @@
+"""The messages of the pipeline as plain frozen dataclasses, and the input rules."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag_streams.errors import BadInput
+
+__all__ = ["UPSERT", "DELETE", "RawDocument", "Chunk", "EmbeddingUpsert", "DeadLetter", "doc_key", "validate_raw"]
+
+UPSERT = "UPSERT"
+DELETE = "DELETE"
+OPS = (UPSERT, DELETE)
+TENANT_RE = re.compile(r"[a-z0-9_-]{1,64}")
+MAX_DOC_ID_CHARS = 1024
+
+
+def doc_key(tenant_id: str, doc_id: str) -> str:
+    """The Kafka key of every pipeline topic: all messages of a document share a partition."""
+    return f"{tenant_id}/{doc_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class RawDocument:
+    tenant_id: str
+    doc_id: str
+    version: int
+    op: str = UPSERT
+    text: str = ""
+    content_type: str = "text/plain"
+    source: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    produced_at: int = 0
+
+    @property
+    def key(self) -> str:
+        return doc_key(self.tenant_id, self.doc_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    tenant_id: str
+    doc_id: str
+    version: int
+    chunk_id: str
+    chunk_index: int
+    chunk_count: int
+    text: str
+    content_hash: str
+    op: str = UPSERT
+    metadata: dict[str, str] = field(default_factory=dict)
+    produced_at: int = 0
+
+    @property
+    def key(self) -> str:
+        return doc_key(self.tenant_id, self.doc_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingUpsert:
+    tenant_id: str
+    doc_id: str
+    version: int
+    chunk_id: str
+    chunk_index: int
+    chunk_count: int
+    text: str
+    content_hash: str
+    vector: bytes
+    model: str
+    dim: int
+    op: str = UPSERT
+    metadata: dict[str, str] = field(default_factory=dict)
+    produced_at: int = 0
+
+    @property
+    def key(self) -> str:
+        return doc_key(self.tenant_id, self.doc_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    error_class: str
+    message: str
+    stage: str
+    time: int
+
+
+def validate_raw(doc: RawDocument, *, max_bytes: int) -> RawDocument:
+    """Check a decoded raw document against the input rules; raise BadInput naming the rule."""
+    if not TENANT_RE.fullmatch(doc.tenant_id):
+        raise BadInput(f"tenant_id {doc.tenant_id[:80]!r} does not match [a-z0-9_-]{{1,64}}")
+    if not doc.doc_id or len(doc.doc_id) > MAX_DOC_ID_CHARS:
+        raise BadInput(f"doc_id must be 1..{MAX_DOC_ID_CHARS} characters")
+    if doc.version < 0:
+        raise BadInput(f"version must be >= 0, got {doc.version}")
+    if doc.op not in OPS:
+        raise BadInput(f"unknown op {doc.op!r}")
+    if doc.op == UPSERT:
+        if not doc.text.strip():
+            raise BadInput("text is empty")
+        size = len(doc.text.encode("utf-8", "surrogatepass"))
+        if size > max_bytes:
+            raise BadInput(f"text is {size} bytes, over the {max_bytes} byte limit")
+    return doc
+
+
+def from_json_obj(obj: Any) -> RawDocument:
+    """A RawDocument from a decoded JSON object (the edges: CLI, HTTP)."""
+    if not isinstance(obj, dict):
+        raise BadInput("expected a JSON object")
+    missing = [f for f in ("tenant_id", "doc_id", "version") if f not in obj]
+    if missing:
+        raise BadInput(f"missing field(s): {', '.join(missing)}")
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items()):
+        raise BadInput("metadata must be an object of strings")
+    try:
+        return RawDocument(
+            tenant_id=str(obj["tenant_id"]), doc_id=str(obj["doc_id"]), version=int(obj["version"]),
+            op=str(obj.get("op", UPSERT)), text=str(obj.get("text", "")),
+            content_type=str(obj.get("content_type", "text/plain")), source=str(obj.get("source", "")),
+            metadata=dict(meta), produced_at=int(obj.get("produced_at", 0)),
+        )
+    except (TypeError, ValueError) as exc:
+        raise BadInput(f"bad field value: {exc}") from exc

@@ -1,0 +1,189 @@
+"""The one settings object: every ``RAG_*`` environment variable, validated at start.
+
+No other module reads ``os.environ``; everything receives a :class:`Settings`.
+A ``.env`` file in the working directory may set the same variables (the real
+environment wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+
+class SettingsError(ValueError):
+    """A ``RAG_*`` variable has a bad value; the message names it."""
+
+
+def _env(name: str, doc: str, **kwargs: Any) -> Any:
+    return field(metadata={"env": name, "doc": doc}, **kwargs)
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = _env("RAG_KAFKA_BOOTSTRAP", "Kafka bootstrap servers, host:port[,host:port]", default="localhost:9092")
+    topic_prefix: str = _env("RAG_TOPIC_PREFIX", "prefix of every topic name: {prefix}.documents.raw, ...", default="rag")
+    topic_partitions: int = _env("RAG_TOPIC_PARTITIONS", "partitions of every pipeline topic (all equal: tables are co-partitioned)", default=4)
+    topic_replication: int = _env("RAG_TOPIC_REPLICATION", "replication factor used by `topics create`", default=1)
+    raw_retention_ms: int = _env("RAG_RAW_RETENTION_MS", "time retention of the raw topic (ms)", default=7 * 24 * 3600 * 1000)
+    app_id: str = _env("RAG_APP_ID", "Faust application id (consumer group and transactional id prefix)", default="rag-streams")
+    processing_guarantee: str = _env("RAG_PROCESSING_GUARANTEE", "exactly_once | at_least_once", default="exactly_once")
+    data_dir: Path = _env("RAG_DATA_DIR", "local state: Faust table stores and the embedded Qdrant", default=Path(".rag-data"))
+    table_store: str = _env("RAG_TABLE_STORE", "Faust table store URL: rocksdict:// (RocksDB through rocksdict) or memory://", default="rocksdict://")
+    qdrant_url: str | None = _env("RAG_QDRANT_URL", "Qdrant server URL; unset = embedded local mode at RAG_QDRANT_PATH", default=None)
+    qdrant_path: Path | None = _env("RAG_QDRANT_PATH", "embedded Qdrant directory (default {RAG_DATA_DIR}/qdrant)", default=None)
+    qdrant_api_key: str | None = _env("RAG_QDRANT_API_KEY", "API key of the Qdrant server", default=None)
+    collection_prefix: str = _env("RAG_COLLECTION_PREFIX", "tenant alias is {prefix}_{tenant}, collections {prefix}_{tenant}__v{n}", default="rag")
+    embed_model: str | None = _env("RAG_EMBED_MODEL", "sentence-transformers model name or path; unset = packaged all-MiniLM-L6-v2", default=None)
+    embed_device: str = _env("RAG_EMBED_DEVICE", "torch device for the model: cpu, cuda, cuda:0, mps", default="cpu")
+    embed_batch: int = _env("RAG_EMBED_BATCH", "chunks per model batch (stream.take size)", default=64)
+    embed_window_s: float = _env("RAG_EMBED_WINDOW_S", "longest wait to fill a batch (seconds)", default=0.5)
+    chunk_tokens: int = _env("RAG_CHUNK_TOKENS", "model tokens per chunk (at most the model's max sequence length - 2)", default=200)
+    chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", "tokens shared by consecutive chunks", default=32)
+    max_doc_bytes: int = _env("RAG_MAX_DOC_BYTES", "largest accepted document text (UTF-8 bytes); larger is dead-lettered", default=2 * 1024 * 1024)
+    upsert_rate: float = _env("RAG_UPSERT_RATE", "global token bucket for Qdrant upserts (points/s)", default=2000.0)
+    tenant_upsert_rate: float = _env("RAG_TENANT_UPSERT_RATE", "per-tenant token bucket for Qdrant upserts (points/s)", default=1000.0)
+    redis_url: str = _env("RAG_REDIS_URL", "Redis URL of the query cache", default="redis://127.0.0.1:6379/0")
+    cache_ttl: int = _env("RAG_CACHE_TTL", "seconds a cached search answer lives", default=300)
+    api_keys: str = _env("RAG_API_KEYS", "comma list of key:tenant; empty = no auth (development only)", default="")
+    api_keys_file: Path | None = _env("RAG_API_KEYS_FILE", "file with one key:tenant per line (adds to RAG_API_KEYS)", default=None)
+    web_host: str = _env("RAG_WEB_HOST", "address the worker's HTTP API binds", default="127.0.0.1")
+    web_port: int = _env("RAG_WEB_PORT", "port of the worker's HTTP API", default=6066)
+    api_url: str = _env("RAG_API_URL", "query API used by `rag-streams search` (default http://{RAG_WEB_HOST}:{RAG_WEB_PORT})", default="")
+    log_format: str = _env("RAG_LOG_FORMAT", "json | console", default="console")
+    log_level: str = _env("RAG_LOG_LEVEL", "debug | info | warning | error", default="info")
+    kafka_home: Path = _env("RAG_KAFKA_HOME", "where `rag-streams kafka` caches jars and keeps broker data", default=Path.home() / ".cache" / "rag-streams" / "kafka")
+    kafka_version: str = _env("RAG_KAFKA_VERSION", "Apache Kafka version fetched from Maven Central for the local broker", default="3.9.1")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    # Derived values -------------------------------------------------------
+    @property
+    def qdrant_location(self) -> Path:
+        return self.qdrant_path or self.data_dir / "qdrant"
+
+    @property
+    def faust_store(self) -> str:
+        """Faust's URL for the store: its RocksDB store runs on rocksdict."""
+        return "rocksdb://" if self.table_store == "rocksdict://" else self.table_store
+
+    @property
+    def query_api_url(self) -> str:
+        return self.api_url or f"http://{self.web_host}:{self.web_port}"
+
+    def api_key_tenants(self) -> dict[str, str]:
+        """Map of API key -> tenant from RAG_API_KEYS and RAG_API_KEYS_FILE."""
+        lines = [p for p in self.api_keys.split(",") if p.strip()]
+        if self.api_keys_file is not None:
+            try:
+                text = self.api_keys_file.read_text()
+            except OSError as exc:
+                raise SettingsError(f"RAG_API_KEYS_FILE: cannot read {self.api_keys_file}: {exc.strerror}") from exc
+            lines += [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        keys: dict[str, str] = {}
+        for item in lines:
+            key, sep, tenant = item.strip().partition(":")
+            if not sep or not key or not TENANT_RE.fullmatch(tenant):
+                raise SettingsError(f"RAG_API_KEYS: expected key:tenant, got {item.strip()!r}")
+            keys[key] = tenant
+        return keys
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def describe(cls) -> list[tuple[str, str, str]]:
+        """(variable, default, doc) for every setting: used by `--help` and the docs."""
+        out = []
+        for f in fields(cls):
+            default = "" if f.default is None else str(f.default)
+            out.append((f.metadata["env"], default, f.metadata["doc"]))
+        return out
+
+
+TENANT_RE = re.compile(r"[a-z0-9_-]{1,64}")
+_CHOICES = {
+    "processing_guarantee": {"exactly_once", "at_least_once"},
+    "log_format": {"json", "console"},
+    "log_level": {"debug", "info", "warning", "error"},
+    "table_store": {"rocksdict://", "rocksdb://", "memory://"},
+}
+_POSITIVE = {"topic_partitions", "topic_replication", "raw_retention_ms", "embed_batch", "chunk_tokens",
+             "max_doc_bytes", "upsert_rate", "tenant_upsert_rate", "cache_ttl", "embed_window_s"}
+
+
+def _fail(attr: str, msg: str) -> SettingsError:
+    env = next(f.metadata["env"] for f in fields(Settings) if f.name == attr)
+    return SettingsError(f"{env}: {msg}")
+
+
+def _validate(s: Settings) -> None:
+    for attr, allowed in _CHOICES.items():
+        if getattr(s, attr) not in allowed:
+            raise _fail(attr, f"must be one of {', '.join(sorted(allowed))}, got {getattr(s, attr)!r}")
+    for attr in _POSITIVE:
+        if getattr(s, attr) <= 0:
+            raise _fail(attr, f"must be > 0, got {getattr(s, attr)!r}")
+    if not 0 <= s.chunk_overlap < s.chunk_tokens:
+        raise _fail("chunk_overlap", f"must be >= 0 and < RAG_CHUNK_TOKENS ({s.chunk_tokens}), got {s.chunk_overlap}")
+    if not 1 <= s.web_port <= 65535:
+        raise _fail("web_port", f"must be a port number, got {s.web_port}")
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", s.topic_prefix):
+        raise _fail("topic_prefix", f"must be letters, digits, '.', '_' or '-', got {s.topic_prefix!r}")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", s.collection_prefix):
+        raise _fail("collection_prefix", f"must be letters, digits, '_' or '-', got {s.collection_prefix!r}")
+    for server in s.kafka_bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            raise _fail("kafka_bootstrap", f"expected host:port[,host:port], got {s.kafka_bootstrap!r}")
+    if s.qdrant_url is not None and not s.qdrant_url.startswith(("http://", "https://")):
+        raise _fail("qdrant_url", f"must start with http:// or https://, got {s.qdrant_url!r}")
+
+
+def _convert(attr: str, typ: Any, raw: str) -> Any:
+    text = raw.strip()
+    kind = str(typ)
+    try:
+        if kind in ("int",):
+            return int(text)
+        if kind in ("float",):
+            return float(text)
+        if "Path" in kind:
+            return Path(text).expanduser() if text else None
+        return text if text or kind == "str" else None
+    except ValueError:
+        expected = "an integer" if kind == "int" else "a number"
+        raise _fail(attr, f"must be {expected}, got {raw!r}") from None
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip().removeprefix("export ").strip()] = value.strip().strip("'\"")
+    return values
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Settings:
+    """Build the settings from the environment (and ``.env``); raise SettingsError naming a bad variable."""
+    env: dict[str, str] = _read_dotenv(dotenv) if dotenv is not None else {}
+    env.update(os.environ if environ is None else environ)
+    kwargs: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = f.metadata["env"]
+        if name in env:
+            kwargs[f.name] = _convert(f.name, f.type, env[name])
+    return Settings(**kwargs)

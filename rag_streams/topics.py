@@ -1,0 +1,50 @@
+"""Topic names and their configuration, in flow order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rag_streams.settings import Settings
+
+__all__ = ["TopicSpec", "TopicNames", "topic_specs"]
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    raw: str
+    latest: str
+    chunks: str
+    embeddings: str
+    deadletter: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> TopicNames:
+        return cls(
+            raw=f"{prefix}.documents.raw",
+            latest=f"{prefix}.documents.latest",
+            chunks=f"{prefix}.documents.chunks",
+            embeddings=f"{prefix}.embeddings.upserts",
+            deadletter=f"{prefix}.deadletter",
+        )
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication: int
+    config: dict[str, str]
+
+
+def topic_specs(settings: Settings) -> list[TopicSpec]:
+    """Every pipeline topic with its partitions and cleanup policy (all co-partitioned)."""
+    names = TopicNames.for_prefix(settings.topic_prefix)
+    n, rf = settings.topic_partitions, settings.topic_replication
+    delete = {"cleanup.policy": "delete"}
+    return [
+        TopicSpec(names.raw, n, rf, {"cleanup.policy": "delete", "retention.ms": str(settings.raw_retention_ms)}),
+        TopicSpec(names.latest, n, rf, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}),
+        TopicSpec(names.chunks, n, rf, delete),
+        TopicSpec(names.embeddings, n, rf, delete),
+        TopicSpec(names.deadletter, n, rf, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
+    ]

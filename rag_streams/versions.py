@@ -1,0 +1,47 @@
+"""Version rules, pure: which message is stale, which is a duplicate, what a delete removes.
+
+The state per document is ``(version, deleted)``: the highest version applied and whether
+that version was a delete. Versions are monotonic per document (e.g. epoch ms).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["DocState", "Verdict", "judge"]
+
+
+@dataclass(frozen=True, slots=True)
+class DocState:
+    version: int
+    deleted: bool = False
+
+    def to_json(self) -> list[object]:
+        return [self.version, self.deleted]
+
+    @classmethod
+    def from_json(cls, value: object) -> DocState | None:
+        if value is None:
+            return None
+        version, deleted = value  # type: ignore[misc]
+        return cls(int(version), bool(deleted))
+
+
+class Verdict(Enum):
+    APPLY = "apply"  # newer than anything applied: process it
+    CURRENT = "current"  # the version being applied now (further chunks of it)
+    STALE = "stale"  # older than what was applied: drop and count
+    DUPLICATE = "duplicate"  # this exact delete was already applied
+
+
+def judge(state: DocState | None, version: int, *, is_delete: bool) -> Verdict:
+    """Decide what to do with a message of ``version`` given the document's applied state."""
+    if state is None or version > state.version:
+        return Verdict.APPLY
+    if version < state.version:
+        return Verdict.STALE
+    # same version
+    if state.deleted:
+        return Verdict.DUPLICATE if is_delete else Verdict.STALE
+    return Verdict.STALE if is_delete else Verdict.CURRENT

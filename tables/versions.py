@@ -1,0 +1,28 @@
+"""Version tables: what each stage has already applied, per document and per chunk slot.
+
+All are co-partitioned with the pipeline topics (key ``tenant/doc_id`` or
+``tenant/doc_id/chunk_index``, changelog partition = source partition), backed by RocksDB
+and restored from their changelog topics after a crash.
+"""
+
+from __future__ import annotations
+
+from rag_streams.app import app, settings
+
+#: chunk stage: DocState ``[version, deleted]`` of the latest accepted raw document version.
+accepted_versions = app.Table(
+    "accepted-versions", default=None, partitions=settings.topic_partitions,
+    help="chunk stage: latest accepted version per tenant/doc_id",
+)
+
+#: index stage: DocState ``[version, deleted]`` applied to the vector store per document.
+applied_versions = app.Table(
+    "applied-versions", default=None, partitions=settings.topic_partitions,
+    help="index stage: latest version applied to Qdrant per tenant/doc_id",
+)
+
+#: index stage: ``[version, content_hash]`` of what the vector store holds per chunk slot.
+chunk_slots = app.Table(
+    "chunk-slots", default=None, partitions=settings.topic_partitions,
+    help="index stage: version and content hash per tenant/doc_id/chunk_index",
+)
