@@ -27,6 +27,11 @@ class KafkaError(RuntimeError):
     """The local broker could not be installed, started or stopped; the message says why."""
 
 
+def _cluster_id() -> str:
+    """A Kafka cluster id: a UUID in URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
 @dataclass
 class LocalKafka:
     home: Path
@@ -142,8 +147,8 @@ class LocalKafka:
         cfg = self._write_config()
         if not (self.node_dir / "data" / "meta.properties").exists():
             proc = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", "-t", base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="),
-                           "-c", str(cfg), "--ignore-formatted", log4j=False),
+                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(cfg),
+                           "--ignore-formatted", log4j=False),
                 capture_output=True, text=True, check=False,
             )
             if proc.returncode != 0:

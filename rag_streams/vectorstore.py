@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -95,8 +96,10 @@ class QdrantVectorStore:
             name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
             metadata={"model": model, "dim": dim},
         )
-        self._client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
-        self._client.create_payload_index(name, "version", models.PayloadSchemaType.INTEGER)
+        with warnings.catch_warnings():  # embedded Qdrant warns that it has no use for payload indexes
+            warnings.simplefilter("ignore", UserWarning)
+            self._client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
+            self._client.create_payload_index(name, "version", models.PayloadSchemaType.INTEGER)
 
     async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str:
         """Create the tenant's first collection and alias if missing; return the alias."""

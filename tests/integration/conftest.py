@@ -1,0 +1,176 @@
+"""Integration fixtures: a real Kafka broker (KRaft, loopback) and real rag-streams worker processes.
+
+Nothing here is mocked: the broker is Apache Kafka started from its Maven Central jars,
+workers are `rag-streams worker` subprocesses with the real model and embedded Qdrant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from rag_streams.admin import create_topics
+from rag_streams.kafka_local import LocalKafka
+from rag_streams.producer import DocumentProducer
+from rag_streams.settings import Settings, load_settings
+from rag_streams.topics import TopicNames
+
+KAFKA_PORT = int(os.environ.get("RAG_TEST_KAFKA_PORT", "39092"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[LocalKafka]:
+    home = Path(os.environ.get("RAG_KAFKA_HOME", Path.home() / ".cache" / "rag-streams" / "kafka"))
+    broker = LocalKafka(home, load_settings({}, dotenv=None).kafka_version, "127.0.0.1", KAFKA_PORT)
+    broker.stop(kill=True)
+    broker.wipe()
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+class Worker:
+    """One `rag-streams worker` process."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env, self.log = env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, roles: str = "chunk,embed,index") -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "rag_streams.cli", "worker", "--role", roles],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Pipeline:
+    """A pipeline of its own (topic prefix, app id, data dir) on the shared broker."""
+
+    def __init__(self, kafka: LocalKafka, tmp: Path) -> None:
+        run = uuid.uuid4().hex[:8]
+        self.port = free_port()
+        self.env = {
+            **os.environ,
+            "RAG_KAFKA_BOOTSTRAP": kafka.bootstrap,
+            "RAG_TOPIC_PREFIX": f"t{run}",
+            "RAG_APP_ID": f"rag-test-{run}",
+            "RAG_DATA_DIR": str(tmp / "data"),
+            "RAG_WEB_PORT": str(self.port),
+            "RAG_TOPIC_PARTITIONS": "3",
+            "RAG_EMBED_BATCH": "32",
+            "RAG_EMBED_WINDOW_S": "0.3",
+            "RAG_LOG_LEVEL": "info",
+        }
+        self.settings: Settings = load_settings({k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None)
+        self.topics = TopicNames.for_prefix(self.settings.topic_prefix)
+        self.worker = Worker(self.env, tmp / "worker.log")
+
+    async def start(self) -> None:
+        await create_topics(self.settings)
+        self.worker.start()
+        await self.wait_for(self._healthy, timeout=120, what="worker HTTP API")
+
+    async def _healthy(self) -> bool:
+        if not self.worker.alive():
+            raise AssertionError(f"worker exited; log:\n{self.worker.log.read_text()[-3000:]}")
+        try:
+            status, _ = await self.api("GET", "/healthz")
+        except aiohttp.ClientError:
+            return False
+        return status == 200
+
+    async def api(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session, session.request(
+                method, f"http://127.0.0.1:{self.port}{path}", headers=headers,
+                data=None if body is None else orjson.dumps(body)) as resp:
+            return resp.status, orjson.loads(await resp.read())
+
+    async def points(self, tenant: str) -> list[dict[str, Any]]:
+        status, body = await self.api("GET", f"/v1/tenants/{tenant}/points")
+        assert status == 200, body
+        return list(body["points"])
+
+    async def search(self, tenant: str, query: str, k: int = 5) -> list[dict[str, Any]]:
+        status, body = await self.api("POST", f"/v1/tenants/{tenant}/search", {"query": query, "k": k})
+        assert status == 200, body
+        return list(body["results"])
+
+    def producer(self) -> DocumentProducer:
+        return DocumentProducer(self.settings)
+
+    @staticmethod
+    async def wait_for(cond: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await cond():
+                return
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    async def read_topic(self, topic: str, *, isolation: str = "read_committed") -> list[Any]:
+        """Every record of a topic, from the beginning to the current end."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, isolation_level=isolation,
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or
+                                                        await _partitions(consumer, topic))]
+            consumer.assign(parts)
+            await consumer.seek_to_beginning(*parts)
+            ends = await consumer.end_offsets(parts)
+            out: list[Any] = []
+            while True:
+                positions = {tp: await consumer.position(tp) for tp in parts}
+                if all(positions[tp] >= ends[tp] for tp in parts):
+                    break
+                batch = await consumer.getmany(*parts, timeout_ms=1000)
+                for records in batch.values():
+                    out += records
+            return out
+        finally:
+            await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()  # noqa: SLF001
+    return consumer.partitions_for_topic(topic) or set()
+
+
+@pytest.fixture
+async def pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
+    p = Pipeline(kafka, tmp_path)
+    await p.start()
+    yield p
+    p.worker.stop()
