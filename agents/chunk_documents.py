@@ -45,11 +45,14 @@ async def _process(event: Any) -> None:
     if verdict is not Verdict.APPLY:
         if verdict is Verdict.STALE:
             metrics.stale_writes_dropped_total.labels(STAGE).inc()
-        log.info("dropped %s v%d: %s", doc.key, doc.version, verdict.value, extra={"stage": STAGE, "tenant": doc.tenant_id})
+        log.info(
+            "dropped %s v%d: %s", doc.key, doc.version, verdict.value, extra={"stage": STAGE, "tenant": doc.tenant_id}
+        )
         return
     embedder = await services.embedder()
     chunks = await asyncio.to_thread(
-        chunk_document, doc, embedder, size=settings.chunk_tokens, overlap=settings.chunk_overlap)
+        chunk_document, doc, embedder, size=settings.chunk_tokens, overlap=settings.chunk_overlap
+    )
     partition = event.message.partition
     key = doc.key.encode()
     accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()

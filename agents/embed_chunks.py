@@ -22,10 +22,20 @@ STAGE = "embed"
 
 def with_vector(chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingUpsert:
     return EmbeddingUpsert(
-        tenant_id=chunk.tenant_id, doc_id=chunk.doc_id, version=chunk.version, chunk_id=chunk.chunk_id,
-        chunk_index=chunk.chunk_index, chunk_count=chunk.chunk_count, text=chunk.text,
-        content_hash=chunk.content_hash, vector=vector, model=model, dim=dim, op=chunk.op,
-        metadata=chunk.metadata, produced_at=chunk.produced_at,
+        tenant_id=chunk.tenant_id,
+        doc_id=chunk.doc_id,
+        version=chunk.version,
+        chunk_id=chunk.chunk_id,
+        chunk_index=chunk.chunk_index,
+        chunk_count=chunk.chunk_count,
+        text=chunk.text,
+        content_hash=chunk.content_hash,
+        vector=vector,
+        model=model,
+        dim=dim,
+        op=chunk.op,
+        metadata=chunk.metadata,
+        produced_at=chunk.produced_at,
     )
 
 
@@ -50,8 +60,7 @@ async def _embed_batch(events: list[Any]) -> None:
     if todo:
         metrics.embed_batch_size.observe(len(todo))
         try:
-            array = await retry_transient(
-                lambda: asyncio.to_thread(embedder.embed, [c.text for _, c in todo]), what="embed")
+            array = await retry_transient(asyncio.to_thread, embedder.embed, [c.text for _, c in todo], what="embed")
         except Exception as exc:  # the model failed on this batch for good: dead-letter it, keep running
             log.exception("embedding a batch of %d failed", len(todo), extra={"stage": STAGE})
             failed = {id(e) for e, _ in todo}
@@ -62,10 +71,14 @@ async def _embed_batch(events: list[Any]) -> None:
             vectors = [to_bytes(row) for row in array]
     it = iter(vectors)
     for event, chunk in decoded:
-        out = with_vector(chunk, b"", "", 0) if chunk.op == DELETE else with_vector(
-            chunk, next(it), embedder.model_name, embedder.dim)
+        out = (
+            with_vector(chunk, b"", "", 0)
+            if chunk.op == DELETE
+            else with_vector(chunk, next(it), embedder.model_name, embedder.dim)
+        )
         with acting_on(event):
-            await embeddings_topic.send(key=event.message.key, value=EMBEDDING.encode(out),
-                                        partition=event.message.partition)
+            await embeddings_topic.send(
+                key=event.message.key, value=EMBEDDING.encode(out), partition=event.message.partition
+            )
         if chunk.produced_at:
             metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, time.time() - chunk.produced_at / 1000))

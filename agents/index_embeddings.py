@@ -60,13 +60,15 @@ async def _index_batch(events: list[Any]) -> None:
     for (tenant, version), positions in plan.upserts.items():
         first = items[positions[0]]
         try:
-            await retry_transient(lambda: store.ensure_tenant(tenant, first.dim, first.model), what="ensure collection", attempts=None)
+            await retry_transient(
+                store.ensure_tenant, tenant, first.dim, first.model, what="ensure collection", attempts=None
+            )
             for start in range(0, len(positions), services.limiter.max_batch):
-                part = positions[start: start + services.limiter.max_batch]
+                part = positions[start : start + services.limiter.max_batch]
                 points = [Point(items[p].chunk_id, batch[p][2], payload(items[p])) for p in part]
                 await services.limiter.acquire(tenant, len(points))
                 started = time.perf_counter()
-                await retry_transient(lambda: store.upsert(tenant, points, version=version), what="upsert", attempts=None)
+                await retry_transient(store.upsert, tenant, points, version=version, what="upsert", attempts=None)
                 metrics.vectorstore_upsert_seconds.observe(time.perf_counter() - started)
                 metrics.chunks_indexed_total.labels(tenant).inc(len(points))
         except PermanentError as exc:
@@ -74,10 +76,10 @@ async def _index_batch(events: list[Any]) -> None:
             for p in positions:
                 await dead_letter(batch[p][0], exc, stage=STAGE)
     for tenant, doc_id, version in plan.cleanups:
-        await retry_transient(lambda: store.delete_doc(tenant, doc_id, below_version=version), what="cleanup", attempts=None)
+        await retry_transient(store.delete_doc, tenant, doc_id, below_version=version, what="cleanup", attempts=None)
     for tenant, doc_id, version in plan.deletes:
         if await store.has_tenant(tenant):
-            await retry_transient(lambda: store.delete_doc(tenant, doc_id, upto_version=version), what="delete", attempts=None)
+            await retry_transient(store.delete_doc, tenant, doc_id, upto_version=version, what="delete", attempts=None)
     _record(batch, plan, failed)
 
 

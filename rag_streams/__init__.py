@@ -10,4 +10,4 @@ __version__ = "0.1.0"
 # In a source checkout, resolve those subpackages from the checkout's folders.
 _root = _Path(__file__).resolve().parent.parent
 if (_root / "setup.cfg").is_file() and not (_root / "rag_streams" / "agents").exists():
-    __path__.append(str(_root))  # noqa: F821  (module __path__ of this package)
+    __path__.append(str(_root))

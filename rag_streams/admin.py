@@ -23,7 +23,9 @@ async def create_topics(settings: Settings) -> list[tuple[str, str]]:
                 report.append((spec.name, "exists"))
                 continue
             try:
-                await admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.config)])
+                await admin.create_topics(
+                    [NewTopic(spec.name, spec.partitions, spec.replication, topic_configs=spec.config)]
+                )
                 report.append((spec.name, "created"))
             except TopicAlreadyExistsError:
                 report.append((spec.name, "exists"))

@@ -29,8 +29,9 @@ class ApiError(Exception):
 
 
 def _error(view: View, status: int, message: str) -> Response:
-    return view.bytes(orjson.dumps({"error": message, "status": status}), status=status,
-                      content_type="application/json")
+    return view.bytes(
+        orjson.dumps({"error": message, "status": status}), status=status, content_type="application/json"
+    )
 
 
 def _check_tenant(request: Request, tenant: str) -> None:
@@ -73,8 +74,9 @@ class SearchView(View):
             return _error(self, exc.status, str(exc))
         except BadInput as exc:
             return _error(self, 400, str(exc))
-        return self.bytes(orjson.dumps({"results": results, "cached": False, "degraded": False}),
-                          content_type="application/json")
+        return self.bytes(
+            orjson.dumps({"results": results, "cached": False, "degraded": False}), content_type="application/json"
+        )
 
 
 @app.page("/v1/tenants/{tenant}/points")

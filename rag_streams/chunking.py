@@ -15,7 +15,7 @@ from rag_streams.errors import BadInput
 from rag_streams.ids import content_hash, point_id
 from rag_streams.records import DELETE, Chunk, RawDocument
 
-__all__ = ["Tokenizer", "WhitespaceTokenizer", "token_windows", "chunk_document"]
+__all__ = ["Tokenizer", "WhitespaceTokenizer", "chunk_document", "token_windows"]
 
 Span = tuple[int, int]
 
@@ -67,9 +67,19 @@ def chunk_document(doc: RawDocument, tokenizer: Tokenizer, *, size: int, overlap
     """The chunks of an accepted document version (or the one DELETE marker). Pure."""
     if doc.op == DELETE:
         return [
-            Chunk(tenant_id=doc.tenant_id, doc_id=doc.doc_id, version=doc.version, chunk_id="", chunk_index=0,
-                  chunk_count=0, text="", content_hash="", op=DELETE, metadata=doc.metadata,
-                  produced_at=doc.produced_at)
+            Chunk(
+                tenant_id=doc.tenant_id,
+                doc_id=doc.doc_id,
+                version=doc.version,
+                chunk_id="",
+                chunk_index=0,
+                chunk_count=0,
+                text="",
+                content_hash="",
+                op=DELETE,
+                metadata=doc.metadata,
+                produced_at=doc.produced_at,
+            )
         ]
     spans = tokenizer.token_spans(doc.text)
     if not spans:
@@ -77,11 +87,19 @@ def chunk_document(doc: RawDocument, tokenizer: Tokenizer, *, size: int, overlap
     windows = token_windows(spans, size, overlap)
     chunks = []
     for index, (start, end) in enumerate(windows):
-        text = doc.text[spans[start][0]: spans[end - 1][1]]
+        text = doc.text[spans[start][0] : spans[end - 1][1]]
         chunks.append(
-            Chunk(tenant_id=doc.tenant_id, doc_id=doc.doc_id, version=doc.version,
-                  chunk_id=point_id(doc.tenant_id, doc.doc_id, index), chunk_index=index,
-                  chunk_count=len(windows), text=text, content_hash=content_hash(text),
-                  metadata=doc.metadata, produced_at=doc.produced_at)
+            Chunk(
+                tenant_id=doc.tenant_id,
+                doc_id=doc.doc_id,
+                version=doc.version,
+                chunk_id=point_id(doc.tenant_id, doc.doc_id, index),
+                chunk_index=index,
+                chunk_count=len(windows),
+                text=text,
+                content_hash=content_hash(text),
+                metadata=doc.metadata,
+                produced_at=doc.produced_at,
+            )
         )
     return chunks

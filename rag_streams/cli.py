@@ -30,8 +30,11 @@ def _settings_epilog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="rag-streams", description="Streaming ingestion and retrieval for RAG on Kafka, Faust and Qdrant.",
-        epilog=_settings_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="rag-streams",
+        description="Streaming ingestion and retrieval for RAG on Kafka, Faust and Qdrant.",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     k = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft, loopback) for development")
@@ -43,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     w = sub.add_parser("worker", help="run a Faust worker for some or all stages")
     w.add_argument("--role", default=",".join(ROLES), help="comma list of chunk,embed,index (default: all)")
 
-    sub.add_parser("serve", help="the HTTP API alone (needs RAG_QDRANT_URL: an embedded store belongs to the index worker)")
+    sub.add_parser(
+        "serve", help="the HTTP API alone (needs RAG_QDRANT_URL: an embedded store belongs to the index worker)"
+    )
 
     pub = sub.add_parser("publish", help="publish files or folders as raw documents (doc_id = relative path)")
     pub.add_argument("--tenant", required=True)
@@ -76,11 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, SettingsError) as exc:
         print(f"rag-streams: error: {exc}", file=sys.stderr)
         return 2
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+    except Exception as exc:
         from rag_streams.errors import RagError
 
         known = isinstance(exc, (RagError, OSError, ConnectionError)) or type(exc).__module__.startswith(
-            ("aiokafka", "aiohttp", "rag_streams"))
+            ("aiokafka", "aiohttp", "rag_streams")
+        )
         if not known:
             raise
         print(f"rag-streams: error: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -14,7 +14,7 @@ import io
 import json
 from functools import cache
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import fastavro
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
@@ -22,7 +22,7 @@ from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
 from rag_streams.errors import BadInput
 from rag_streams.records import Chunk, DeadLetter, EmbeddingUpsert, RawDocument
 
-__all__ = ["AvroCodec", "RAW", "CHUNK", "EMBEDDING", "DEADLETTER", "load_schema"]
+__all__ = ["CHUNK", "DEADLETTER", "EMBEDDING", "RAW", "AvroCodec", "load_schema"]
 
 MAGIC = b"\xc3\x01"
 R = TypeVar("R")
@@ -36,7 +36,7 @@ def _schema_files() -> Any:
 def load_schema(name: str) -> dict[str, Any]:
     """The parsed current schema ``schemas/avro/{name}.avsc``."""
     text = (_schema_files() / f"{name}.avsc").read_text()
-    return parse_schema(json.loads(text))  # type: ignore[no-any-return]
+    return cast("dict[str, Any]", parse_schema(json.loads(text)))
 
 
 def _history(name: str) -> list[dict[str, Any]]:
@@ -44,7 +44,7 @@ def _history(name: str) -> list[dict[str, Any]]:
     if not folder.is_dir():
         return []
     return [
-        parse_schema(json.loads(p.read_text()))
+        cast("dict[str, Any]", parse_schema(json.loads(p.read_text())))
         for p in sorted(folder.iterdir(), key=lambda p: p.name)
         if p.name.startswith(f"{name}.") and p.name.endswith(".avsc")
     ]
@@ -80,7 +80,7 @@ class AvroCodec(Generic[R]):
             raise BadInput(f"unknown writer schema fingerprint {data[2:10].hex()}")
         buf = io.BytesIO(data[10:])
         try:
-            obj = fastavro.schemaless_reader(buf, writer, self.schema)
+            obj = cast("dict[str, Any]", fastavro.schemaless_reader(buf, writer, self.schema))
         except UnicodeDecodeError as exc:
             raise BadInput(f"invalid UTF-8 in a string field: {exc.reason}") from exc
         except (EOFError, ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError) as exc:

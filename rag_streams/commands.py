@@ -58,8 +58,11 @@ def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
         if root.is_file():
             out.append((root.name, root))
         elif root.is_dir():
-            out += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*"))
-                    if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+            out += [
+                (p.relative_to(root).as_posix(), p)
+                for p in sorted(root.rglob("*"))
+                if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            ]
         else:
             from rag_streams.cli import CliError
 
@@ -74,8 +77,7 @@ async def publish(settings: Settings, tenant: str, paths: list[Path], version: i
         for doc_id, path in tqdm(files, desc=f"publish {tenant}", unit="doc", file=sys.stderr):
             try:
                 text = path.read_bytes().decode("utf-8")
-                await producer.upsert(tenant, doc_id, text, version, source=str(path),
-                                      metadata={"path": doc_id})
+                await producer.upsert(tenant, doc_id, text, version, source=str(path), metadata={"path": doc_id})
             except (UnicodeDecodeError, ValueError) as exc:
                 failures += 1
                 tqdm.write(f"rag-streams: skipped {path}: {exc}", file=sys.stderr)
@@ -90,12 +92,19 @@ async def delete(settings: Settings, tenant: str, doc_id: str, version: int | No
     return 0
 
 
-async def api_call(settings: Settings, method: str, path: str, body: Any = None, api_key: str | None = None,
-                   timeout: float = 30.0) -> tuple[int, Any]:
+async def api_call(
+    settings: Settings, method: str, path: str, body: Any = None, api_key: str | None = None, timeout: float = 30.0
+) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, session.request(
-            method, settings.query_api_url + path, data=None if body is None else orjson.dumps(body),
-            headers={"Content-Type": "application/json", **headers}) as resp:
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        session.request(
+            method,
+            settings.query_api_url + path,
+            data=None if body is None else orjson.dumps(body),
+            headers={"Content-Type": "application/json", **headers},
+        ) as resp,
+    ):
         raw = await resp.read()
         try:
             return resp.status, orjson.loads(raw)
@@ -105,8 +114,9 @@ async def api_call(settings: Settings, method: str, path: str, body: Any = None,
 
 async def search(settings: Settings, tenant: str, question: str, k: int, as_json: bool, api_key: str | None) -> int:
     try:
-        status, body = await api_call(settings, "POST", f"/v1/tenants/{tenant}/search",
-                                      {"query": question, "k": k}, api_key)
+        status, body = await api_call(
+            settings, "POST", f"/v1/tenants/{tenant}/search", {"query": question, "k": k}, api_key
+        )
     except aiohttp.ClientConnectionError as exc:
         from rag_streams.cli import CliError
 

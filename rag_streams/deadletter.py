@@ -20,11 +20,25 @@ async def dead_letter(event: Any, exc: BaseException, *, stage: str) -> None:
     """Publish the event's original key and value bytes with the error; same partition, same transaction."""
     msg = event.message
     record = DeadLetter(
-        topic=msg.topic, partition=msg.partition, offset=msg.offset, key=msg.key, value=msg.value,
-        error_class=type(exc).__name__, message=str(exc)[:2000], stage=stage, time=int(time.time() * 1000),
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key=msg.key,
+        value=msg.value,
+        error_class=type(exc).__name__,
+        message=str(exc)[:2000],
+        stage=stage,
+        time=int(time.time() * 1000),
     )
     with acting_on(event):
         await deadletter_topic.send(key=msg.key, value=DEADLETTER.encode(record), partition=msg.partition)
     metrics.deadletter_total.labels(stage, record.error_class).inc()
-    log.warning("dead-lettered %s[%d]@%d: %s: %s", msg.topic, msg.partition, msg.offset, record.error_class,
-                record.message, extra={"stage": stage, "error_code": getattr(exc, "code", "error")})
+    log.warning(
+        "dead-lettered %s[%d]@%d: %s: %s",
+        msg.topic,
+        msg.partition,
+        msg.offset,
+        record.error_class,
+        record.message,
+        extra={"stage": stage, "error_code": getattr(exc, "code", "error")},
+    )

@@ -15,6 +15,7 @@ import sys
 import time
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from rag_streams.admin import create_topics
 from rag_streams.commands import api_call, local_kafka
@@ -34,10 +35,11 @@ async def _ingest_and_ask(settings: Settings, worker: subprocess.Popen[bytes]) -
     docs = sample_corpus()
     started = time.perf_counter()
     async with DocumentProducer(settings) as producer:
-        versions = {doc_id: await producer.upsert(TENANT, doc_id, text, metadata={"path": doc_id})
-                    for doc_id, text in docs}
+        versions = {
+            doc_id: await producer.upsert(TENANT, doc_id, text, metadata={"path": doc_id}) for doc_id, text in docs
+        }
     print(f"published {len(docs)} documents for tenant {TENANT!r}; waiting until they are searchable ...")
-    points: list[dict[str, object]] = []
+    points: list[dict[str, Any]] = []
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         if worker.poll() is not None:
@@ -55,8 +57,10 @@ async def _ingest_and_ask(settings: Settings, worker: subprocess.Popen[bytes]) -
     else:
         raise RuntimeError("the corpus was not indexed within 10 minutes")
     elapsed = time.perf_counter() - started
-    print(f"indexed {len(points)} chunks of {len(docs)} documents in {elapsed:.1f}s "
-          f"({len(points) / elapsed:.1f} chunks/s end to end, model load included)")
+    print(
+        f"indexed {len(points)} chunks of {len(docs)} documents in {elapsed:.1f}s "
+        f"({len(points) / elapsed:.1f} chunks/s end to end, model load included)"
+    )
     status, body = await api_call(settings, "POST", f"/v1/tenants/{TENANT}/search", {"query": QUESTION, "k": 3})
     if status != 200 or not body["results"]:
         raise RuntimeError(f"search failed: {body}")
@@ -70,16 +74,23 @@ async def _ingest_and_ask(settings: Settings, worker: subprocess.Popen[bytes]) -
 def run_demo(settings: Settings) -> int:
     broker = local_kafka(settings)
     started_kafka = broker.pid() is None
-    print(f"starting Kafka {settings.kafka_version} on {broker.bootstrap} ..." if started_kafka else
-          f"using the running Kafka on {broker.bootstrap}")
+    print(
+        f"starting Kafka {settings.kafka_version} on {broker.bootstrap} ..."
+        if started_kafka
+        else f"using the running Kafka on {broker.bootstrap}"
+    )
     broker.start()
     asyncio.run(create_topics(settings))
     log_path = Path(settings.data_dir) / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"starting a worker (log: {log_path}) ...")
     with open(log_path, "ab") as log:
-        worker = subprocess.Popen([sys.executable, "-m", "rag_streams.cli", "worker"], stdout=log,
-                                  stderr=subprocess.STDOUT, env=os.environ.copy())
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "rag_streams.cli", "worker"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     try:
         asyncio.run(_ingest_and_ask(settings, worker))
     finally:

@@ -13,7 +13,14 @@ import numpy as np
 
 from rag_streams.chunking import Span, WhitespaceTokenizer
 
-__all__ = ["Embedder", "SentenceTransformerEmbedder", "HashingEmbedder", "packaged_model_path", "to_bytes", "from_bytes"]
+__all__ = [
+    "Embedder",
+    "HashingEmbedder",
+    "SentenceTransformerEmbedder",
+    "from_bytes",
+    "packaged_model_path",
+    "to_bytes",
+]
 
 
 class Embedder(Protocol):
@@ -60,15 +67,18 @@ class SentenceTransformerEmbedder:
         path = model or str(packaged_model_path())
         self._model: Any = SentenceTransformer(path, device=device)
         self.model_name = _model_label(model)
-        self.dim = int(self._model.get_embedding_dimension())
-        self.max_tokens = int(self._model.max_seq_length) - 2  # [CLS] ... [SEP]
+        self.dim = int(self._model.get_embedding_dimension() or 0)
+        self.max_tokens = int(self._model.max_seq_length or 0) - 2  # [CLS] ... [SEP]
         self.batch_size = batch_size
         self._tokenizer = self._model.tokenizer
         self._tokenizer.model_max_length = 10**9  # we window long texts ourselves; silence length warnings
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = self._model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
         return np.asarray(vectors, dtype=np.float32)

@@ -6,9 +6,9 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ["RagError", "PermanentError", "TransientError", "BadInput", "is_transient", "retry_transient"]
+__all__ = ["BadInput", "PermanentError", "RagError", "TransientError", "is_transient", "retry_transient"]
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -52,20 +52,22 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, ResponseHandlingException):
         return True
     if isinstance(exc, UnexpectedResponse):
-        return exc.status_code >= 500 or exc.status_code == 429
+        status = exc.status_code or 0
+        return status >= 500 or status == 429
     # rpc errors from qdrant's grpc transport, by name to avoid importing grpc.
     return type(exc).__name__ in {"AioRpcError", "_InactiveRpcError"}
 
 
 async def retry_transient(
-    op: Callable[[], Awaitable[T]],
-    *,
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
     what: str,
     attempts: int | None = 8,
     base_delay: float = 0.2,
     max_delay: float = 10.0,
+    **kwargs: Any,
 ) -> T:
-    """Await ``op()``; on a transient error retry with exponential backoff and jitter.
+    """Await ``fn(*args, **kwargs)``; on a transient error retry with exponential backoff and jitter.
 
     ``attempts=None`` retries for as long as the error stays transient (backpressure).
     """
@@ -73,11 +75,18 @@ async def retry_transient(
     while True:
         attempt += 1
         try:
-            return await op()
+            return await fn(*args, **kwargs)
         except Exception as exc:
-            if not is_transient(exc) or attempt == attempts:
+            if not is_transient(exc) or (attempts is not None and attempt >= attempts):
                 raise
             delay = min(max_delay, base_delay * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
-            log.warning("%s failed (%s: %s), retry %d/%s in %.2fs", what, type(exc).__name__, exc, attempt,
-                        attempts or "inf", delay)
+            log.warning(
+                "%s failed (%s: %s), retry %d/%s in %.2fs",
+                what,
+                type(exc).__name__,
+                exc,
+                attempt,
+                attempts or "inf",
+                delay,
+            )
             await asyncio.sleep(delay)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
-__all__ = ["point_id", "content_hash", "collection_alias", "collection_name"]
+__all__ = ["collection_alias", "collection_name", "content_hash", "point_id"]
 
 #: Fixed namespace of rag-streams point ids (uuid5). Changing it would orphan every point.
 NAMESPACE = uuid.UUID("6f1d2c3e-8b4a-5e6f-9a0b-1c2d3e4f5a6b")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rag_streams.records import DELETE, EmbeddingUpsert
 from rag_streams.versions import DocState, Verdict, judge
 
-__all__ = ["Plan", "plan_batch", "slot_key", "payload"]
+__all__ = ["Plan", "payload", "plan_batch", "slot_key"]
 
 
 def slot_key(item: EmbeddingUpsert) -> str:
@@ -18,9 +18,15 @@ def slot_key(item: EmbeddingUpsert) -> str:
 def payload(item: EmbeddingUpsert) -> dict[str, object]:
     """The Qdrant payload of a chunk point."""
     return {
-        "tenant_id": item.tenant_id, "doc_id": item.doc_id, "chunk_index": item.chunk_index,
-        "chunk_count": item.chunk_count, "version": item.version, "text": item.text,
-        "content_hash": item.content_hash, "model": item.model, "metadata": item.metadata,
+        "tenant_id": item.tenant_id,
+        "doc_id": item.doc_id,
+        "chunk_index": item.chunk_index,
+        "chunk_count": item.chunk_count,
+        "version": item.version,
+        "text": item.text,
+        "content_hash": item.content_hash,
+        "model": item.model,
+        "metadata": item.metadata,
     }
 
 
@@ -38,8 +44,11 @@ class Plan:
     slots: dict[str, list[object]] = field(default_factory=dict)
 
 
-def plan_batch(items: Sequence[EmbeddingUpsert], doc_states: Mapping[str, DocState | None],
-               slots: Mapping[str, list[object] | None]) -> Plan:
+def plan_batch(
+    items: Sequence[EmbeddingUpsert],
+    doc_states: Mapping[str, DocState | None],
+    slots: Mapping[str, list[object] | None],
+) -> Plan:
     """Plan a batch in partition order. Upserts run first, then cleanups and deletes.
 
     Running every upsert before any delete is safe because each delete is version-bounded:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-__all__ = ["LocalKafka", "KafkaError"]
+__all__ = ["KafkaError", "LocalKafka"]
 
 
 class KafkaError(RuntimeError):
@@ -70,9 +70,20 @@ class LocalKafka:
         tmp = self.home / f"libs-{self.version}.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         proc = subprocess.run(
-            ["mvn", "-B", "-q", "-f", str(pom), f"-Dkafka.version={self.version}", "dependency:copy-dependencies",
-             f"-DoutputDirectory={tmp}", "-DincludeScope=runtime"],
-            capture_output=True, text=True, check=False,
+            [
+                "mvn",
+                "-B",
+                "-q",
+                "-f",
+                str(pom),
+                f"-Dkafka.version={self.version}",
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={tmp}",
+                "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode != 0:
             tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
@@ -86,8 +97,10 @@ class LocalKafka:
     def _java(self, *args: str, log4j: bool = True) -> list[str]:
         cmd = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseG1GC", "-Djava.awt.headless=true", "-cp", f"{self.libs}/*"]
         if log4j:
-            cmd[1:1] = [f"-Dlog4j.configuration=file:{self.node_dir / 'log4j.properties'}",
-                        f"-Dkafka.logs.dir={self.node_dir}"]
+            cmd[1:1] = [
+                f"-Dlog4j.configuration=file:{self.node_dir / 'log4j.properties'}",
+                f"-Dkafka.logs.dir={self.node_dir}",
+            ]
         return [*cmd, *args]
 
     def _write_config(self) -> Path:
@@ -147,16 +160,30 @@ class LocalKafka:
         cfg = self._write_config()
         if not (self.node_dir / "data" / "meta.properties").exists():
             proc = subprocess.run(
-                self._java("kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(cfg),
-                           "--ignore-formatted", log4j=False),
-                capture_output=True, text=True, check=False,
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={_cluster_id()}",
+                    "-c",
+                    str(cfg),
+                    "--ignore-formatted",
+                    log4j=False,
+                ),
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if proc.returncode != 0:
                 raise KafkaError(f"formatting Kafka storage failed: {proc.stderr.strip()[-300:]}")
         (self.node_dir / "server.log").unlink(missing_ok=True)
         out = open(self.node_dir / "stdout.log", "ab")  # noqa: SIM115 - handed to the child process
-        proc2 = subprocess.Popen(self._java("kafka.Kafka", str(cfg)), stdout=out, stderr=subprocess.STDOUT,
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        proc2 = subprocess.Popen(
+            self._java("kafka.Kafka", str(cfg)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.pidfile.write_text(str(proc2.pid))
         self._wait_ready(timeout)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["REGISTRY", "METRIC_NAMES"]
+__all__ = ["METRIC_NAMES", "REGISTRY"]
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -13,47 +13,77 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 pipeline_latency_seconds = Histogram(
     "rag_pipeline_latency_seconds",
     "Time from the raw message's produce time to the end of a stage (index = searchable).",
-    ["stage"], buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 vectorstore_query_time_seconds = Histogram(
-    "rag_vectorstore_query_time_seconds", "Vector store search latency.", buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "rag_vectorstore_query_time_seconds",
+    "Vector store search latency.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 vectorstore_upsert_seconds = Histogram(
-    "rag_vectorstore_upsert_seconds", "Vector store upsert call latency.", buckets=_LATENCY_BUCKETS, registry=REGISTRY,
+    "rag_vectorstore_upsert_seconds",
+    "Vector store upsert call latency.",
+    buckets=_LATENCY_BUCKETS,
+    registry=REGISTRY,
 )
 kafka_consumer_lag = Gauge(
-    "rag_kafka_consumer_lag", "Messages not yet consumed.", ["group", "topic", "partition"], registry=REGISTRY,
+    "rag_kafka_consumer_lag",
+    "Messages not yet consumed.",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
 )
 drain_time_seconds = Gauge(
-    "rag_drain_time_seconds", "Estimated seconds to drain the current lag.", ["group"], registry=REGISTRY,
+    "rag_drain_time_seconds",
+    "Estimated seconds to drain the current lag.",
+    ["group"],
+    registry=REGISTRY,
 )
 stale_writes_dropped_total = Counter(
-    "rag_stale_writes_dropped_total", "Messages dropped because a newer version was already applied.",
-    ["stage"], registry=REGISTRY,
+    "rag_stale_writes_dropped_total",
+    "Messages dropped because a newer version was already applied.",
+    ["stage"],
+    registry=REGISTRY,
 )
 deadletter_total = Counter(
-    "rag_deadletter_total", "Messages sent to the dead-letter topic.", ["stage", "error_class"], registry=REGISTRY,
+    "rag_deadletter_total",
+    "Messages sent to the dead-letter topic.",
+    ["stage", "error_class"],
+    registry=REGISTRY,
 )
 embed_batch_size = Histogram(
-    "rag_embed_batch_size", "Chunks per model call.", buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=REGISTRY,
+    "rag_embed_batch_size",
+    "Chunks per model call.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
 )
 embed_skipped_unchanged_total = Counter(
-    "rag_embed_skipped_unchanged_total", "Chunks not embedded again because their text was unchanged.",
+    "rag_embed_skipped_unchanged_total",
+    "Chunks not embedded again because their text was unchanged.",
     registry=REGISTRY,
 )
 circuit_breaker_state = Gauge(
-    "rag_circuit_breaker_state", "0 closed, 1 half-open, 2 open.", ["name"], registry=REGISTRY,
+    "rag_circuit_breaker_state",
+    "0 closed, 1 half-open, 2 open.",
+    ["name"],
+    registry=REGISTRY,
 )
 cache_hits_total = Counter("rag_cache_hits_total", "Search answers served from the cache.", registry=REGISTRY)
 cache_misses_total = Counter("rag_cache_misses_total", "Search answers not in the cache.", registry=REGISTRY)
 chunks_indexed_total = Counter(
-    "rag_chunks_indexed_total", "Chunks upserted into the vector store.", ["tenant"], registry=REGISTRY,
+    "rag_chunks_indexed_total",
+    "Chunks upserted into the vector store.",
+    ["tenant"],
+    registry=REGISTRY,
 )
 messages_processed_total = Counter(
-    "rag_messages_processed_total", "Messages handled per stage.", ["stage"], registry=REGISTRY,
+    "rag_messages_processed_total",
+    "Messages handled per stage.",
+    ["stage"],
+    registry=REGISTRY,
 )
 
 #: Names as Prometheus exposes them (counters with ``_total``; histograms add ``_bucket/_sum/_count``).
-METRIC_NAMES = frozenset(
-    f.name + "_total" if f.type == "counter" else f.name for f in REGISTRY.collect()
-)
+METRIC_NAMES = frozenset(f.name + "_total" if f.type == "counter" else f.name for f in REGISTRY.collect())

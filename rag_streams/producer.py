@@ -36,8 +36,11 @@ class DocumentProducer:
         self.settings = settings or load_settings()
         self.topic = TopicNames.for_prefix(self.settings.topic_prefix).raw
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap, enable_idempotence=True, acks="all",
-            linger_ms=5, max_request_size=max(1_048_576, self.settings.max_doc_bytes + 65536),
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_request_size=max(1_048_576, self.settings.max_doc_bytes + 65536),
             **producer_options,
         )
 
@@ -45,7 +48,9 @@ class DocumentProducer:
         await self.start()
         return self
 
-    async def __aexit__(self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    async def __aexit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
         await self.stop()
 
     async def start(self) -> None:
@@ -59,16 +64,37 @@ class DocumentProducer:
         await self._producer.send_and_wait(self.topic, RAW.encode(doc), key=doc.key.encode())
         return doc
 
-    async def upsert(self, tenant: str, doc_id: str, text: str, version: int | None = None,
-                     metadata: dict[str, str] | None = None, *, source: str = "",
-                     content_type: str = "text/plain") -> int:
+    async def upsert(
+        self,
+        tenant: str,
+        doc_id: str,
+        text: str,
+        version: int | None = None,
+        metadata: dict[str, str] | None = None,
+        *,
+        source: str = "",
+        content_type: str = "text/plain",
+    ) -> int:
         """Publish a document version; returns the version (a monotonic clock when not given)."""
-        doc = RawDocument(tenant_id=tenant, doc_id=doc_id, version=next_version() if version is None else version,
-                          op=UPSERT, text=text, content_type=content_type, source=source,
-                          metadata=dict(metadata or {}), produced_at=int(time.time() * 1000))
+        doc = RawDocument(
+            tenant_id=tenant,
+            doc_id=doc_id,
+            version=next_version() if version is None else version,
+            op=UPSERT,
+            text=text,
+            content_type=content_type,
+            source=source,
+            metadata=dict(metadata or {}),
+            produced_at=int(time.time() * 1000),
+        )
         return (await self.send(doc)).version
 
     async def delete(self, tenant: str, doc_id: str, version: int | None = None) -> int:
-        doc = RawDocument(tenant_id=tenant, doc_id=doc_id, version=next_version() if version is None else version,
-                          op=DELETE, produced_at=int(time.time() * 1000))
+        doc = RawDocument(
+            tenant_id=tenant,
+            doc_id=doc_id,
+            version=next_version() if version is None else version,
+            op=DELETE,
+            produced_at=int(time.time() * 1000),
+        )
         return (await self.send(doc)).version

@@ -8,7 +8,7 @@ from typing import Any
 
 from rag_streams.errors import BadInput
 
-__all__ = ["UPSERT", "DELETE", "RawDocument", "Chunk", "EmbeddingUpsert", "DeadLetter", "doc_key", "validate_raw"]
+__all__ = ["DELETE", "UPSERT", "Chunk", "DeadLetter", "EmbeddingUpsert", "RawDocument", "doc_key", "validate_raw"]
 
 UPSERT = "UPSERT"
 DELETE = "DELETE"
@@ -124,10 +124,15 @@ def from_json_obj(obj: Any) -> RawDocument:
         raise BadInput("metadata must be an object of strings")
     try:
         return RawDocument(
-            tenant_id=str(obj["tenant_id"]), doc_id=str(obj["doc_id"]), version=int(obj["version"]),
-            op=str(obj.get("op", UPSERT)), text=str(obj.get("text", "")),
-            content_type=str(obj.get("content_type", "text/plain")), source=str(obj.get("source", "")),
-            metadata=dict(meta), produced_at=int(obj.get("produced_at", 0)),
+            tenant_id=str(obj["tenant_id"]),
+            doc_id=str(obj["doc_id"]),
+            version=int(obj["version"]),
+            op=str(obj.get("op", UPSERT)),
+            text=str(obj.get("text", "")),
+            content_type=str(obj.get("content_type", "text/plain")),
+            source=str(obj.get("source", "")),
+            metadata=dict(meta),
+            produced_at=int(obj.get("produced_at", 0)),
         )
     except (TypeError, ValueError) as exc:
         raise BadInput(f"bad field value: {exc}") from exc

@@ -53,8 +53,13 @@ async def search(store: VectorStore, embedder: Embedder, tenant: str, req: Searc
     hits = await store.search(tenant, vector, req.k, doc_ids=req.doc_ids or None)
     metrics.vectorstore_query_time_seconds.observe(time.perf_counter() - started)
     return [
-        {"doc_id": h.payload.get("doc_id"), "chunk_index": h.payload.get("chunk_index"),
-         "version": h.payload.get("version"), "score": round(h.score, 6), "text": h.payload.get("text"),
-         "metadata": h.payload.get("metadata", {})}
+        {
+            "doc_id": h.payload.get("doc_id"),
+            "chunk_index": h.payload.get("chunk_index"),
+            "version": h.payload.get("version"),
+            "score": round(h.score, 6),
+            "text": h.payload.get("text"),
+            "metadata": h.payload.get("metadata", {}),
+        }
         for h in hits
     ]

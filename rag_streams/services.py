@@ -15,7 +15,9 @@ log = logging.getLogger(__name__)
 
 
 class Services:
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
+    ) -> None:
         self.settings = settings
         self._embedder = embedder
         self._store = store
@@ -34,10 +36,12 @@ class Services:
                 if self._embedder is None:
                     s = self.settings
                     emb = await asyncio.to_thread(
-                        SentenceTransformerEmbedder, s.embed_model, device=s.embed_device, batch_size=s.embed_batch)
+                        SentenceTransformerEmbedder, s.embed_model, device=s.embed_device, batch_size=s.embed_batch
+                    )
                     if s.chunk_tokens > emb.max_tokens:
                         raise SettingsError(
-                            f"RAG_CHUNK_TOKENS: {s.chunk_tokens} is over the model's limit of {emb.max_tokens} tokens")
+                            f"RAG_CHUNK_TOKENS: {s.chunk_tokens} is over the model's limit of {emb.max_tokens} tokens"
+                        )
                     log.info("model %s loaded on %s (dim %d)", emb.model_name, s.embed_device, emb.dim)
                     self._embedder = emb
         return self._embedder
@@ -47,5 +51,6 @@ class Services:
             s = self.settings
             s.qdrant_location.mkdir(parents=True, exist_ok=True)
             self._store = QdrantVectorStore.connect(
-                url=s.qdrant_url, path=str(s.qdrant_location), api_key=s.qdrant_api_key, prefix=s.collection_prefix)
+                url=s.qdrant_url, path=str(s.qdrant_location), api_key=s.qdrant_api_key, prefix=s.collection_prefix
+            )
         return self._store

@@ -28,39 +28,83 @@ def _env(name: str, doc: str, **kwargs: Any) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    kafka_bootstrap: str = _env("RAG_KAFKA_BOOTSTRAP", "Kafka bootstrap servers, host:port[,host:port]", default="localhost:9092")
-    topic_prefix: str = _env("RAG_TOPIC_PREFIX", "prefix of every topic name: {prefix}.documents.raw, ...", default="rag")
-    topic_partitions: int = _env("RAG_TOPIC_PARTITIONS", "partitions of every pipeline topic (all equal: tables are co-partitioned)", default=4)
+    kafka_bootstrap: str = _env(
+        "RAG_KAFKA_BOOTSTRAP", "Kafka bootstrap servers, host:port[,host:port]", default="localhost:9092"
+    )
+    topic_prefix: str = _env(
+        "RAG_TOPIC_PREFIX", "prefix of every topic name: {prefix}.documents.raw, ...", default="rag"
+    )
+    topic_partitions: int = _env(
+        "RAG_TOPIC_PARTITIONS", "partitions of every pipeline topic (all equal: tables are co-partitioned)", default=4
+    )
     topic_replication: int = _env("RAG_TOPIC_REPLICATION", "replication factor used by `topics create`", default=1)
-    raw_retention_ms: int = _env("RAG_RAW_RETENTION_MS", "time retention of the raw topic (ms)", default=7 * 24 * 3600 * 1000)
-    app_id: str = _env("RAG_APP_ID", "Faust application id (consumer group and transactional id prefix)", default="rag-streams")
+    raw_retention_ms: int = _env(
+        "RAG_RAW_RETENTION_MS", "time retention of the raw topic (ms)", default=7 * 24 * 3600 * 1000
+    )
+    app_id: str = _env(
+        "RAG_APP_ID", "Faust application id (consumer group and transactional id prefix)", default="rag-streams"
+    )
     processing_guarantee: str = _env("RAG_PROCESSING_GUARANTEE", "exactly_once | at_least_once", default="exactly_once")
-    data_dir: Path = _env("RAG_DATA_DIR", "local state: Faust table stores and the embedded Qdrant", default=Path(".rag-data"))
-    table_store: str = _env("RAG_TABLE_STORE", "Faust table store URL: rocksdict:// (RocksDB through rocksdict) or memory://", default="rocksdict://")
-    qdrant_url: str | None = _env("RAG_QDRANT_URL", "Qdrant server URL; unset = embedded local mode at RAG_QDRANT_PATH", default=None)
-    qdrant_path: Path | None = _env("RAG_QDRANT_PATH", "embedded Qdrant directory (default {RAG_DATA_DIR}/qdrant)", default=None)
+    data_dir: Path = _env(
+        "RAG_DATA_DIR", "local state: Faust table stores and the embedded Qdrant", default=Path(".rag-data")
+    )
+    table_store: str = _env(
+        "RAG_TABLE_STORE",
+        "Faust table store URL: rocksdict:// (RocksDB through rocksdict) or memory://",
+        default="rocksdict://",
+    )
+    qdrant_url: str | None = _env(
+        "RAG_QDRANT_URL", "Qdrant server URL; unset = embedded local mode at RAG_QDRANT_PATH", default=None
+    )
+    qdrant_path: Path | None = _env(
+        "RAG_QDRANT_PATH", "embedded Qdrant directory (default {RAG_DATA_DIR}/qdrant)", default=None
+    )
     qdrant_api_key: str | None = _env("RAG_QDRANT_API_KEY", "API key of the Qdrant server", default=None)
-    collection_prefix: str = _env("RAG_COLLECTION_PREFIX", "tenant alias is {prefix}_{tenant}, collections {prefix}_{tenant}__v{n}", default="rag")
-    embed_model: str | None = _env("RAG_EMBED_MODEL", "sentence-transformers model name or path; unset = packaged all-MiniLM-L6-v2", default=None)
+    collection_prefix: str = _env(
+        "RAG_COLLECTION_PREFIX", "tenant alias is {prefix}_{tenant}, collections {prefix}_{tenant}__v{n}", default="rag"
+    )
+    embed_model: str | None = _env(
+        "RAG_EMBED_MODEL", "sentence-transformers model name or path; unset = packaged all-MiniLM-L6-v2", default=None
+    )
     embed_device: str = _env("RAG_EMBED_DEVICE", "torch device for the model: cpu, cuda, cuda:0, mps", default="cpu")
     embed_batch: int = _env("RAG_EMBED_BATCH", "chunks per model batch (stream.take size)", default=64)
     embed_window_s: float = _env("RAG_EMBED_WINDOW_S", "longest wait to fill a batch (seconds)", default=0.5)
-    chunk_tokens: int = _env("RAG_CHUNK_TOKENS", "model tokens per chunk (at most the model's max sequence length - 2)", default=200)
+    chunk_tokens: int = _env(
+        "RAG_CHUNK_TOKENS", "model tokens per chunk (at most the model's max sequence length - 2)", default=200
+    )
     chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", "tokens shared by consecutive chunks", default=32)
-    max_doc_bytes: int = _env("RAG_MAX_DOC_BYTES", "largest accepted document text (UTF-8 bytes); larger is dead-lettered", default=2 * 1024 * 1024)
+    max_doc_bytes: int = _env(
+        "RAG_MAX_DOC_BYTES",
+        "largest accepted document text (UTF-8 bytes); larger is dead-lettered",
+        default=2 * 1024 * 1024,
+    )
     upsert_rate: float = _env("RAG_UPSERT_RATE", "global token bucket for Qdrant upserts (points/s)", default=2000.0)
-    tenant_upsert_rate: float = _env("RAG_TENANT_UPSERT_RATE", "per-tenant token bucket for Qdrant upserts (points/s)", default=1000.0)
+    tenant_upsert_rate: float = _env(
+        "RAG_TENANT_UPSERT_RATE", "per-tenant token bucket for Qdrant upserts (points/s)", default=1000.0
+    )
     redis_url: str = _env("RAG_REDIS_URL", "Redis URL of the query cache", default="redis://127.0.0.1:6379/0")
     cache_ttl: int = _env("RAG_CACHE_TTL", "seconds a cached search answer lives", default=300)
     api_keys: str = _env("RAG_API_KEYS", "comma list of key:tenant; empty = no auth (development only)", default="")
-    api_keys_file: Path | None = _env("RAG_API_KEYS_FILE", "file with one key:tenant per line (adds to RAG_API_KEYS)", default=None)
+    api_keys_file: Path | None = _env(
+        "RAG_API_KEYS_FILE", "file with one key:tenant per line (adds to RAG_API_KEYS)", default=None
+    )
     web_host: str = _env("RAG_WEB_HOST", "address the worker's HTTP API binds", default="127.0.0.1")
     web_port: int = _env("RAG_WEB_PORT", "port of the worker's HTTP API", default=6066)
-    api_url: str = _env("RAG_API_URL", "query API used by `rag-streams search` (default http://{RAG_WEB_HOST}:{RAG_WEB_PORT})", default="")
+    api_url: str = _env(
+        "RAG_API_URL",
+        "query API used by `rag-streams search` (default http://{RAG_WEB_HOST}:{RAG_WEB_PORT})",
+        default="",
+    )
     log_format: str = _env("RAG_LOG_FORMAT", "json | console", default="console")
     log_level: str = _env("RAG_LOG_LEVEL", "debug | info | warning | error", default="info")
-    kafka_home: Path = _env("RAG_KAFKA_HOME", "where `rag-streams kafka` caches jars and keeps broker data", default=Path.home() / ".cache" / "rag-streams" / "kafka")
-    kafka_version: str = _env("RAG_KAFKA_VERSION", "Apache Kafka version fetched from Maven Central for the local broker", default="3.9.1")
+    kafka_home: Path = _env(
+        "RAG_KAFKA_HOME",
+        "where `rag-streams kafka` caches jars and keeps broker data",
+        default=Path.home() / ".cache" / "rag-streams" / "kafka",
+    )
+    kafka_version: str = _env(
+        "RAG_KAFKA_VERSION", "Apache Kafka version fetched from Maven Central for the local broker", default="3.9.1"
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -116,8 +160,18 @@ _CHOICES = {
     "log_level": {"debug", "info", "warning", "error"},
     "table_store": {"rocksdict://", "rocksdb://", "memory://"},
 }
-_POSITIVE = {"topic_partitions", "topic_replication", "raw_retention_ms", "embed_batch", "chunk_tokens",
-             "max_doc_bytes", "upsert_rate", "tenant_upsert_rate", "cache_ttl", "embed_window_s"}
+_POSITIVE = {
+    "topic_partitions",
+    "topic_replication",
+    "raw_retention_ms",
+    "embed_batch",
+    "chunk_tokens",
+    "max_doc_bytes",
+    "upsert_rate",
+    "tenant_upsert_rate",
+    "cache_ttl",
+    "embed_window_s",
+}
 
 
 def _fail(attr: str, msg: str) -> SettingsError:

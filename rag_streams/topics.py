@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from rag_streams.settings import Settings
 
-__all__ = ["TopicSpec", "TopicNames", "topic_specs"]
+__all__ = ["TopicNames", "TopicSpec", "topic_specs"]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from qdrant_client import QdrantClient, models
 
 from rag_streams.ids import collection_alias, collection_name
 
-__all__ = ["Point", "Hit", "VectorStore", "QdrantVectorStore"]
+__all__ = ["Hit", "Point", "QdrantVectorStore", "VectorStore"]
 
 T = TypeVar("T")
 
@@ -43,8 +43,12 @@ class Hit:
 class VectorStore(Protocol):
     async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str: ...
     async def upsert(self, tenant: str, points: Sequence[Point], *, version: int) -> None: ...
-    async def delete_doc(self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None) -> None: ...
-    async def search(self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None) -> list[Hit]: ...
+    async def delete_doc(
+        self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None
+    ) -> None: ...
+    async def search(
+        self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
+    ) -> list[Hit]: ...
     async def points(self, tenant: str) -> list[Hit]: ...
     async def has_tenant(self, tenant: str) -> bool: ...
     async def close(self) -> None: ...
@@ -64,7 +68,9 @@ class QdrantVectorStore:
         self._known: set[str] = set()
 
     @classmethod
-    def connect(cls, *, url: str | None, path: str | None, api_key: str | None = None, prefix: str = "rag") -> QdrantVectorStore:
+    def connect(
+        cls, *, url: str | None, path: str | None, api_key: str | None = None, prefix: str = "rag"
+    ) -> QdrantVectorStore:
         if url:
             return cls(QdrantClient(url=url, api_key=api_key, timeout=10), prefix=prefix)
         return cls(QdrantClient(path=path), prefix=prefix)
@@ -88,12 +94,14 @@ class QdrantVectorStore:
 
     def _generations(self, tenant: str) -> list[int]:
         pattern = re.compile(re.escape(self.alias(tenant)) + r"__v(\d+)")
-        return sorted(int(m.group(1)) for c in self._client.get_collections().collections
-                      if (m := pattern.fullmatch(c.name)))
+        return sorted(
+            int(m.group(1)) for c in self._client.get_collections().collections if (m := pattern.fullmatch(c.name))
+        )
 
     def _create_collection(self, name: str, dim: int, model: str) -> None:
         self._client.create_collection(
-            name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            name,
+            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
             metadata={"model": model, "dim": dim},
         )
         with warnings.catch_warnings():  # embedded Qdrant warns that it has no use for payload indexes
@@ -111,9 +119,13 @@ class QdrantVectorStore:
             if self._alias_target(alias) is None:
                 name = collection_name(self._prefix, tenant, max(self._generations(tenant), default=0) + 1)
                 self._create_collection(name, dim, model)
-                self._client.update_collection_aliases(change_aliases_operations=[
-                    models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=alias))
-                ])
+                self._client.update_collection_aliases(
+                    change_aliases_operations=[
+                        models.CreateAliasOperation(
+                            create_alias=models.CreateAlias(collection_name=name, alias_name=alias)
+                        )
+                    ]
+                )
 
         await self._run(create)
         self._known.add(alias)
@@ -129,8 +141,9 @@ class QdrantVectorStore:
         guard = models.Filter(must=[_version_range(lt=version)])
         await self._run(lambda: self._client.upsert(self.alias(tenant), structs, update_filter=guard, wait=True))
 
-    async def delete_doc(self, tenant: str, doc_id: str, *, below_version: int | None = None,
-                         upto_version: int | None = None) -> None:
+    async def delete_doc(
+        self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None
+    ) -> None:
         """Delete a document's points with version < below_version (leftovers) or <= upto_version (delete)."""
         must: list[Any] = [models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))]
         if below_version is not None or upto_version is not None:
@@ -139,17 +152,22 @@ class QdrantVectorStore:
         await self._run(lambda: self._client.delete(self.alias(tenant), points_selector=selector, wait=True))
 
     # --- reads ---------------------------------------------------------------
-    async def search(self, tenant: str, vector: Sequence[float], k: int, *,
-                     doc_ids: Sequence[str] | None = None) -> list[Hit]:
+    async def search(
+        self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
+    ) -> list[Hit]:
         flt = None
         if doc_ids:
             flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
-        res = await self._run(lambda: self._client.query_points(
-            self.alias(tenant), query=list(vector), limit=k, query_filter=flt, with_payload=True))
+        res = await self._run(
+            lambda: self._client.query_points(
+                self.alias(tenant), query=list(vector), limit=k, query_filter=flt, with_payload=True
+            )
+        )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
 
     async def points(self, tenant: str) -> list[Hit]:
         """Every point of the tenant (id and payload): for audits and tests."""
+
         def scroll() -> list[Hit]:
             out: list[Hit] = []
             offset = None
@@ -158,6 +176,7 @@ class QdrantVectorStore:
                 out += [Hit(str(p.id), 1.0, dict(p.payload or {})) for p in batch]
                 if offset is None:
                     return out
+
         return await self._run(scroll)
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, cast
 
 __all__ = ["DocState", "Verdict", "judge"]
 
@@ -24,7 +25,7 @@ class DocState:
     def from_json(cls, value: object) -> DocState | None:
         if value is None:
             return None
-        version, deleted = value  # type: ignore[misc]
+        version, deleted = cast("list[Any]", value)
         return cls(int(version), bool(deleted))
 
 

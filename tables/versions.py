@@ -11,18 +11,24 @@ from rag_streams.app import app, settings
 
 #: chunk stage: DocState ``[version, deleted]`` of the latest accepted raw document version.
 accepted_versions = app.Table(
-    "accepted-versions", default=None, partitions=settings.topic_partitions,
+    "accepted-versions",
+    default=None,
+    partitions=settings.topic_partitions,
     help="chunk stage: latest accepted version per tenant/doc_id",
 )
 
 #: index stage: DocState ``[version, deleted]`` applied to the vector store per document.
 applied_versions = app.Table(
-    "applied-versions", default=None, partitions=settings.topic_partitions,
+    "applied-versions",
+    default=None,
+    partitions=settings.topic_partitions,
     help="index stage: latest version applied to Qdrant per tenant/doc_id",
 )
 
 #: index stage: ``[version, content_hash]`` of what the vector store holds per chunk slot.
 chunk_slots = app.Table(
-    "chunk-slots", default=None, partitions=settings.topic_partitions,
+    "chunk-slots",
+    default=None,
+    partitions=settings.topic_partitions,
     help="index stage: version and content hash per tenant/doc_id/chunk_index",
 )

@@ -58,8 +58,12 @@ class Worker:
 
     def start(self, roles: str = "chunk,embed,index") -> None:
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", "rag_streams.cli", "worker", "--role", roles],
-                                         env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "rag_streams.cli", "worker", "--role", roles],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -93,7 +97,9 @@ class Pipeline:
             "RAG_EMBED_WINDOW_S": "0.3",
             "RAG_LOG_LEVEL": "info",
         }
-        self.settings: Settings = load_settings({k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None)
+        self.settings: Settings = load_settings(
+            {k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None
+        )
         self.topics = TopicNames.for_prefix(self.settings.topic_prefix)
         self.worker = Worker(self.env, tmp / "worker.log")
 
@@ -111,10 +117,18 @@ class Pipeline:
             return False
         return status == 200
 
-    async def api(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session, session.request(
-                method, f"http://127.0.0.1:{self.port}{path}", headers=headers,
-                data=None if body is None else orjson.dumps(body)) as resp:
+    async def api(
+        self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session,
+            session.request(
+                method,
+                f"http://127.0.0.1:{self.port}{path}",
+                headers=headers,
+                data=None if body is None else orjson.dumps(body),
+            ) as resp,
+        ):
             return resp.status, orjson.loads(await resp.read())
 
     async def points(self, tenant: str) -> list[dict[str, Any]]:
@@ -141,12 +155,18 @@ class Pipeline:
 
     async def read_topic(self, topic: str, *, isolation: str = "read_committed") -> list[Any]:
         """Every record of a topic, from the beginning to the current end."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap, isolation_level=isolation,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            isolation_level=isolation,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         try:
-            parts = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or
-                                                        await _partitions(consumer, topic))]
+            parts = [
+                TopicPartition(topic, p)
+                for p in (consumer.partitions_for_topic(topic) or await _partitions(consumer, topic))
+            ]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             ends = await consumer.end_offsets(parts)
@@ -164,7 +184,7 @@ class Pipeline:
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    await consumer._client.force_metadata_update()  # noqa: SLF001
+    await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
 

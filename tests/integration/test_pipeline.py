@@ -27,13 +27,21 @@ def corpus() -> dict[str, str]:
     return {p.name: p.read_text() for p in folder.iterdir() if p.name.endswith(".md")}
 
 
-def expected_points(model: Any, tenant: str, docs: dict[str, tuple[int, str]], settings: Any) -> dict[str, dict[str, Any]]:
+def expected_points(
+    model: Any, tenant: str, docs: dict[str, tuple[int, str]], settings: Any
+) -> dict[str, dict[str, Any]]:
     out = {}
     for doc_id, (version, text) in docs.items():
         doc = RawDocument(tenant, doc_id, version, text=text)
         for c in chunk_document(doc, model, size=settings.chunk_tokens, overlap=settings.chunk_overlap):
-            out[c.chunk_id] = {"tenant_id": tenant, "doc_id": doc_id, "version": version, "chunk_index": c.chunk_index,
-                               "chunk_count": c.chunk_count, "content_hash": c.content_hash}
+            out[c.chunk_id] = {
+                "tenant_id": tenant,
+                "doc_id": doc_id,
+                "version": version,
+                "chunk_index": c.chunk_index,
+                "chunk_count": c.chunk_count,
+                "content_hash": c.content_hash,
+            }
     return out
 
 
@@ -45,6 +53,7 @@ def as_expected(points: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 async def drained(pipeline: Any, tenant: str, expected: dict[str, Any]) -> None:
     async def done() -> bool:
         return as_expected(await pipeline.points(tenant)) == expected
+
     await pipeline.wait_for(done, timeout=240, what=f"{tenant}'s collection to hold the expected points")
 
 
@@ -84,9 +93,14 @@ async def test_update_shrink_delete_and_stale(pipeline: Any, model: Any) -> None
     async with pipeline.producer() as p:
         await p.upsert("acme", "v.md", long_text, version=10)
         await p.upsert("acme", "keep.md", corpus()["tide-pools.md"], version=10)
-    await drained(pipeline, "acme", {**expected_points(model, "acme", {"v.md": (10, long_text)}, pipeline.settings),
-                                     **expected_points(model, "acme", {"keep.md": (10, corpus()["tide-pools.md"])},
-                                                       pipeline.settings)})
+    await drained(
+        pipeline,
+        "acme",
+        {
+            **expected_points(model, "acme", {"v.md": (10, long_text)}, pipeline.settings),
+            **expected_points(model, "acme", {"keep.md": (10, corpus()["tide-pools.md"])}, pipeline.settings),
+        },
+    )
     async with pipeline.producer() as p:
         await p.upsert("acme", "v.md", short_text, version=20)  # shrinks to one chunk
         await p.upsert("acme", "v.md", long_text, version=15)  # stale: lower than 20
@@ -118,6 +132,7 @@ async def test_transactions_dead_letters_and_avro_on_every_topic(pipeline: Any) 
 
     async def good_indexed() -> bool:
         return {pt["doc_id"] for pt in await pipeline.points("acme")} == {"good.md"}
+
     await pipeline.wait_for(good_indexed, timeout=240, what="the good document after the bad ones")
     assert pipeline.worker.alive()
 
