@@ -7,6 +7,8 @@ import logging
 import time
 from typing import Any
 
+from rag_streams.tables.versions import accepted_versions
+
 from rag_streams import metrics
 from rag_streams.app import app, chunks_topic, latest_topic, raw_topic, services, settings
 from rag_streams.chunking import chunk_document
@@ -15,7 +17,6 @@ from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
 from rag_streams.records import DELETE, RawDocument, validate_raw
 from rag_streams.versions import DocState, Verdict, judge
-from tables.versions import accepted_versions
 
 log = logging.getLogger(__name__)
 STAGE = "chunk"

@@ -6,6 +6,8 @@ import logging
 import time
 from typing import Any
 
+from rag_streams.tables.versions import applied_versions, chunk_slots
+
 from rag_streams import metrics
 from rag_streams.app import app, embeddings_topic, services, settings
 from rag_streams.codecs import EMBEDDING
@@ -17,7 +19,6 @@ from rag_streams.indexing import payload, plan_batch, slot_key
 from rag_streams.records import DELETE, EmbeddingUpsert
 from rag_streams.vectorstore import Point
 from rag_streams.versions import DocState, Verdict
-from tables.versions import applied_versions, chunk_slots
 
 log = logging.getLogger(__name__)
 STAGE = "index"

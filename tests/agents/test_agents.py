@@ -1,0 +1,135 @@
+"""Each stage as Faust runs it (test_context), fed real encoded messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import settle
+
+from rag_streams import metrics
+from rag_streams.agents.chunk_documents import chunk_documents
+from rag_streams.agents.embed_chunks import embed_chunks
+from rag_streams.agents.index_embeddings import index_embeddings
+from rag_streams.app import names
+from rag_streams.chunking import chunk_document
+from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
+from rag_streams.embedding import HashingEmbedder, from_bytes, to_bytes
+from rag_streams.records import DELETE, EmbeddingUpsert, RawDocument
+from rag_streams.tables.versions import accepted_versions
+
+TEXT = " ".join(f"word{i}" for i in range(60))
+
+
+def stale_count(stage: str) -> float:
+    return metrics.stale_writes_dropped_total.labels(stage)._value.get()
+
+
+async def test_chunk_accepts_newer_drops_stale_and_duplicates(sent: Any, fakes: Any) -> None:
+    doc = RawDocument("acme", "a.md", 5, text=TEXT)
+    before = stale_count("chunk")
+    async with chunk_documents.test_context() as agent:
+        await agent.put(RAW.encode(doc), key=b"acme/a.md", partition=2)
+        await agent.put(RAW.encode(doc), key=b"acme/a.md", partition=2)  # duplicate
+        await agent.put(RAW.encode(RawDocument("acme", "a.md", 4, text="older")), key=b"acme/a.md", partition=2)
+
+    chunks = [CHUNK.decode(m["value"]) for m in sent.on(names.chunks)]
+    assert chunks == chunk_document(doc, fakes["embedder"], size=20, overlap=4)
+    assert len(chunks) > 1 and all(m["partition"] == 2 and m["key"] == b"acme/a.md" for m in sent.on(names.chunks))
+    assert [RAW.decode(m["value"]) for m in sent.on(names.latest)] == [doc]
+    assert accepted_versions["acme/a.md"] == [5, False]
+    assert stale_count("chunk") == before + 1
+
+
+async def test_chunk_delete_writes_tombstone_and_delete_marker(sent: Any, fakes: Any) -> None:
+    async with chunk_documents.test_context() as agent:
+        await agent.put(RAW.encode(RawDocument("acme", "a.md", 1, text=TEXT)), key=b"acme/a.md")
+        await agent.put(RAW.encode(RawDocument("acme", "a.md", 2, op=DELETE)), key=b"acme/a.md")
+        await agent.put(RAW.encode(RawDocument("acme", "a.md", 1, text=TEXT)), key=b"acme/a.md")  # stale now
+
+    assert [m["value"] is None for m in sent.on(names.latest)] == [False, True]
+    last = CHUNK.decode(sent.on(names.chunks)[-1]["value"])
+    assert (last.op, last.version, last.chunk_count) == (DELETE, 2, 0)
+    assert accepted_versions["acme/a.md"] == [2, True]
+
+
+async def test_chunk_dead_letters_bad_input_and_keeps_going(sent: Any, fakes: Any) -> None:
+    bad = [
+        (b"\x00garbage", b"acme/x"),
+        (RAW.encode(RawDocument("Acme!", "x", 1, text="t")), b"Acme!/x"),
+        (RAW.encode(RawDocument("acme", "x", 1, text="")), b"acme/x"),
+        (RAW.encode(RawDocument("acme", "x", 1, text="t")), b"wrong/key"),
+    ]
+    async with chunk_documents.test_context() as agent:
+        for value, key in bad:
+            await agent.put(value, key=key)
+        await agent.put(RAW.encode(RawDocument("acme", "ok.md", 1, text=TEXT)), key=b"acme/ok.md")
+
+    letters = [DEADLETTER.decode(m["value"]) for m in sent.on(names.deadletter)]
+    assert [(dl.value, dl.key, dl.stage, dl.error_class) for dl in letters] == [
+        (v, k, "chunk", "BadInput") for v, k in bad
+    ]
+    assert {CHUNK.decode(m["value"]).doc_id for m in sent.on(names.chunks)} == {"ok.md"}
+
+
+async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
+    doc = RawDocument("acme", "a.md", 3, text=TEXT)
+    chunks = chunk_document(doc, fakes["embedder"], size=20, overlap=4)
+    delete = chunk_document(RawDocument("acme", "b.md", 9, op=DELETE), fakes["embedder"], size=20, overlap=4)[0]
+    async with embed_chunks.test_context() as agent:
+        for c in [*chunks, delete]:
+            await agent.put(CHUNK.encode(c), key=c.key.encode())
+        await agent.put(b"not a chunk", key=b"acme/a.md")
+        await settle()
+
+    out = [EMBEDDING.decode(m["value"]) for m in sent.on(names.embeddings)]
+    assert [(e.chunk_id, e.op) for e in out] == [(c.chunk_id, c.op) for c in [*chunks, delete]]
+    expected = HashingEmbedder().embed([c.text for c in chunks])
+    for e, row in zip(out, expected, strict=False):
+        assert e.dim == 384 and e.model == "hashing-fake" and e.vector == to_bytes(row)
+    assert out[-1].vector == b""
+    assert sum(fakes["embedder"].calls) == len(chunks) and len(fakes["embedder"].calls) < len(chunks)
+    assert [DEADLETTER.decode(m["value"]).stage for m in sent.on(names.deadletter)] == ["embed"]
+
+
+def upserts(doc: RawDocument, embedder: HashingEmbedder) -> list[EmbeddingUpsert]:
+    chunks = chunk_document(doc, embedder, size=20, overlap=4)
+    vectors = embedder.embed([c.text for c in chunks]) if doc.op != DELETE else []
+    return [
+        EmbeddingUpsert(
+            c.tenant_id,
+            c.doc_id,
+            c.version,
+            c.chunk_id,
+            c.chunk_index,
+            c.chunk_count,
+            c.text,
+            c.content_hash,
+            to_bytes(vectors[i]) if doc.op != DELETE else b"",
+            "hashing-fake",
+            384 if doc.op != DELETE else 0,
+            op=c.op,
+        )
+        for i, c in enumerate(chunks)
+    ]
+
+
+async def test_index_applies_versions_cleans_leftovers_and_deletes(sent: Any, fakes: Any) -> None:
+    emb, store = fakes["embedder"], fakes["store"]
+    v1 = upserts(RawDocument("acme", "a.md", 1, text=TEXT), emb)
+    v2 = upserts(RawDocument("acme", "a.md", 2, text="just a few words now"), emb)
+    async with index_embeddings.test_context() as agent:
+        for u in v1:
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        assert {p.id for p in await store.points("acme")} == {u.chunk_id for u in v1}
+        for u in [*v2, *v1]:  # v1 replayed after v2: stale
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        points = await store.points("acme")
+        assert [(p.id, p.payload["version"]) for p in points] == [(v2[0].chunk_id, 2)]
+        hits = await store.search("acme", from_bytes(v2[0].vector, 384).tolist(), 3)
+        assert hits[0].payload["text"] == "just a few words now"
+        for u in upserts(RawDocument("acme", "a.md", 3, op=DELETE), emb):
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        assert await store.points("acme") == []
