@@ -27,10 +27,10 @@ os.environ.update(
     }
 )
 
-from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services  # noqa: E402
-from rag_streams.embedding import HashingEmbedder  # noqa: E402
-from rag_streams.tables import versions as tables  # noqa: E402
-from rag_streams.vectorstore import QdrantVectorStore  # noqa: E402
+from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services
+from rag_streams.embedding import HashingEmbedder
+from rag_streams.tables import versions as tables
+from rag_streams.vectorstore import QdrantVectorStore
 
 
 class Sent:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import settle
-
 from rag_streams import metrics
 from rag_streams.agents.chunk_documents import chunk_documents
 from rag_streams.agents.embed_chunks import embed_chunks
@@ -16,6 +14,8 @@ from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
 from rag_streams.embedding import HashingEmbedder, from_bytes, to_bytes
 from rag_streams.records import DELETE, EmbeddingUpsert, RawDocument
 from rag_streams.tables.versions import accepted_versions
+
+from conftest import settle
 
 TEXT = " ".join(f"word{i}" for i in range(60))
 
