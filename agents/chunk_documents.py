@@ -7,8 +7,6 @@ import logging
 import time
 from typing import Any
 
-from rag_streams.tables.versions import accepted_versions
-
 from rag_streams import metrics
 from rag_streams.app import app, chunks_topic, latest_topic, raw_topic, services, settings
 from rag_streams.chunking import chunk_document
@@ -16,6 +14,7 @@ from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
 from rag_streams.records import DELETE, RawDocument, validate_raw
+from rag_streams.tables.versions import accepted_versions
 from rag_streams.versions import DocState, Verdict, judge
 
 log = logging.getLogger(__name__)
@@ -56,10 +55,12 @@ async def _process(event: Any) -> None:
     )
     partition = event.message.partition
     key = doc.key.encode()
-    accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
     # The compacted source of truth, written in the same transaction as the chunks.
     await latest_topic.send(key=key, value=None if doc.op == DELETE else event.message.value, partition=partition)
     for chunk in chunks:
         await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition)
+    # The version is recorded after the sends: should Faust's commit timer fire in between,
+    # a replay re-emits the document (the index stage drops the duplicate) instead of losing it.
+    accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
     if doc.produced_at:
         metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, time.time() - doc.produced_at / 1000))

@@ -15,9 +15,22 @@ from rag_streams.embedding import to_bytes
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
 from rag_streams.records import DELETE, Chunk, EmbeddingUpsert
+from rag_streams.tables.versions import embedded_slots
 
 log = logging.getLogger(__name__)
 STAGE = "embed"
+
+
+def _slot(chunk: Chunk) -> str:
+    return f"{chunk.tenant_id}/{chunk.doc_id}/{chunk.chunk_index}"
+
+
+def _already_emitted(chunk: Chunk) -> bool:
+    """This chunk version was embedded and emitted before (a replay after a crash or rebalance)."""
+    if chunk.op == DELETE:
+        return False
+    seen = embedded_slots.get(_slot(chunk))
+    return seen is not None and int(seen[0]) >= chunk.version
 
 
 def with_vector(chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingUpsert:
@@ -54,6 +67,8 @@ async def _embed_batch(events: list[Any]) -> None:
             decoded.append((event, CHUNK.decode(event.message.value)))
         except PermanentError as exc:
             await dead_letter(event, exc, stage=STAGE)
+    decoded = [(e, c) for e, c in decoded if not _already_emitted(c)]
+    decoded = [(e, c) for e, c in decoded if not _already_emitted(c)]
     embedder = await services.embedder()
     todo = [(event, chunk) for event, chunk in decoded if chunk.op != DELETE]
     vectors: list[bytes] = []
@@ -80,5 +95,7 @@ async def _embed_batch(events: list[Any]) -> None:
             await embeddings_topic.send(
                 key=event.message.key, value=EMBEDDING.encode(out), partition=event.message.partition
             )
+            if chunk.op != DELETE:  # recorded after the send: a crash in between duplicates, never loses
+                embedded_slots[_slot(chunk)] = [chunk.version, chunk.content_hash]
         if chunk.produced_at:
             metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, time.time() - chunk.produced_at / 1000))

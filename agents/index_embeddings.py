@@ -6,8 +6,6 @@ import logging
 import time
 from typing import Any
 
-from rag_streams.tables.versions import applied_versions, chunk_slots
-
 from rag_streams import metrics
 from rag_streams.app import app, embeddings_topic, services, settings
 from rag_streams.codecs import EMBEDDING
@@ -17,6 +15,7 @@ from rag_streams.errors import BadInput, PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
 from rag_streams.indexing import payload, plan_batch, slot_key
 from rag_streams.records import DELETE, EmbeddingUpsert
+from rag_streams.tables.versions import applied_versions, chunk_slots
 from rag_streams.vectorstore import Point
 from rag_streams.versions import DocState, Verdict
 

@@ -32,3 +32,13 @@ chunk_slots = app.Table(
     partitions=settings.topic_partitions,
     help="index stage: version and content hash per tenant/doc_id/chunk_index",
 )
+
+#: embed stage: ``[version, content_hash]`` of the embedding last emitted per chunk slot, so a
+#: chunk replayed after a crash (Faust commits transactions on a timer, not per batch) is not
+#: emitted twice.
+embedded_slots = app.Table(
+    "embedded-slots",
+    default=None,
+    partitions=settings.topic_partitions,
+    help="embed stage: version and content hash emitted per tenant/doc_id/chunk_index",
+)

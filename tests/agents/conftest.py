@@ -53,7 +53,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
             record.messages.append((_name, kwargs))
 
         monkeypatch.setattr(topic, "send", AsyncMock(side_effect=send))
-    for table in (tables.accepted_versions, tables.applied_versions, tables.chunk_slots):
+    for table in (tables.accepted_versions, tables.applied_versions, tables.chunk_slots, tables.embedded_slots):
         monkeypatch.setattr(table, "send_changelog", Mock())
         table.data.clear()
     yield record

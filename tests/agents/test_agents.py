@@ -133,3 +133,15 @@ async def test_index_applies_versions_cleans_leftovers_and_deletes(sent: Any, fa
             await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
         await settle()
         assert await store.points("acme") == []
+
+
+async def test_embed_does_not_emit_a_replayed_chunk_twice(sent: Any, fakes: Any) -> None:
+    chunks = chunk_document(RawDocument("acme", "a.md", 3, text=TEXT), fakes["embedder"], size=20, overlap=4)
+    newer = chunk_document(RawDocument("acme", "a.md", 4, text=TEXT), fakes["embedder"], size=20, overlap=4)
+    async with embed_chunks.test_context() as agent:
+        for c in [*chunks, *chunks, *newer]:  # the second pass is a replay after a crash
+            await agent.put(CHUNK.encode(c), key=b"acme/a.md")
+            await settle(0.02)
+        await settle()
+    out = [EMBEDDING.decode(m["value"]) for m in sent.on(names.embeddings)]
+    assert [(e.version, e.chunk_index) for e in out] == [(c.version, c.chunk_index) for c in [*chunks, *newer]]

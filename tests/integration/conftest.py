@@ -108,6 +108,10 @@ class Pipeline:
         self.worker.start()
         await self.wait_for(self._healthy, timeout=120, what="worker HTTP API")
 
+    async def restart(self) -> None:
+        self.worker.start()
+        await self.wait_for(self._healthy, timeout=120, what="worker HTTP API")
+
     async def _healthy(self) -> bool:
         if not self.worker.alive():
             raise AssertionError(f"worker exited; log:\n{self.worker.log.read_text()[-3000:]}")
@@ -148,8 +152,11 @@ class Pipeline:
     async def wait_for(cond: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if await cond():
-                return
+            try:
+                if await cond():
+                    return
+            except aiohttp.ClientConnectionError:
+                pass  # the worker's HTTP API is not up (yet, or again)
             await asyncio.sleep(0.5)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
