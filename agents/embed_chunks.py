@@ -25,12 +25,22 @@ def _slot(chunk: Chunk) -> str:
     return f"{chunk.tenant_id}/{chunk.doc_id}/{chunk.chunk_index}"
 
 
-def _already_emitted(chunk: Chunk) -> bool:
-    """This chunk version was embedded and emitted before (a replay after a crash or rebalance)."""
-    if chunk.op == DELETE:
-        return False
-    seen = embedded_slots.get(_slot(chunk))
-    return seen is not None and int(seen[0]) >= chunk.version
+def _drop_replays(decoded: list[tuple[Any, Chunk]]) -> list[tuple[Any, Chunk]]:
+    """Drop chunk versions already embedded and emitted (replays after a crash or rebalance)."""
+    emitted: dict[str, int] = {}
+    kept = []
+    for event, chunk in decoded:
+        if chunk.op != DELETE:
+            slot = _slot(chunk)
+            seen = emitted.get(slot)
+            if seen is None:
+                stored = embedded_slots.get(slot)
+                seen = int(stored[0]) if stored is not None else -1
+            if seen >= chunk.version:
+                continue
+            emitted[slot] = chunk.version
+        kept.append((event, chunk))
+    return kept
 
 
 def with_vector(chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingUpsert:
@@ -67,8 +77,7 @@ async def _embed_batch(events: list[Any]) -> None:
             decoded.append((event, CHUNK.decode(event.message.value)))
         except PermanentError as exc:
             await dead_letter(event, exc, stage=STAGE)
-    decoded = [(e, c) for e, c in decoded if not _already_emitted(c)]
-    decoded = [(e, c) for e, c in decoded if not _already_emitted(c)]
+    decoded = _drop_replays(decoded)
     embedder = await services.embedder()
     todo = [(event, chunk) for event, chunk in decoded if chunk.op != DELETE]
     vectors: list[bytes] = []
