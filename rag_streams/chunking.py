@@ -46,12 +46,14 @@ def token_windows(spans: Sequence[Span], size: int, overlap: int) -> list[tuple[
     n = len(spans)
     starts_word = [i == 0 or spans[i][0] > spans[i - 1][1] for i in range(n)]
     windows: list[tuple[int, int]] = []
-    start = 0
+    start = prev_end = 0
     while start < n:
         end = min(start + size, n)
         if end < n:
-            cut = next((b for b in range(end, start + size // 2, -1) if starts_word[b]), end)
-            end = cut
+            # every window must add text beyond the previous one
+            floor = max(start + size // 2, prev_end)
+            end = next((b for b in range(end, floor, -1) if starts_word[b]), end)
+        prev_end = end
         windows.append((start, end))
         if end >= n:
             break

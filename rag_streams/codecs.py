@@ -70,6 +70,12 @@ class AvroCodec(Generic[R]):
         fastavro.schemaless_writer(buf, self.schema, _asdict(record))
         return buf.getvalue()
 
+    def _canonical(self, obj: dict[str, Any], data: bytes) -> bool:
+        try:
+            return _canonical_bytes(self.schema, obj) == data[10:]
+        except (ValueError, TypeError):
+            return False
+
     def decode(self, data: bytes | None) -> R:
         if not data:
             raise BadInput("empty message value")
@@ -87,7 +93,17 @@ class AvroCodec(Generic[R]):
             raise BadInput(f"invalid Avro body: {type(exc).__name__}: {exc}"[:300]) from exc
         if buf.tell() != len(data) - 10:
             raise BadInput("trailing bytes after the Avro body")
+        if writer is self.schema and not self._canonical(obj, data):
+            # fastavro reads a negative enum/union index Python-style (symbols[-1]); only the
+            # canonical encoding of what was read is accepted.
+            raise BadInput("invalid Avro body: non-canonical encoding (e.g. a negative enum or union index)")
         return self.record_type(**{k: v for k, v in obj.items() if k in self._fields})  # type: ignore[call-arg]
+
+
+def _canonical_bytes(schema: dict[str, Any], obj: dict[str, Any]) -> bytes:
+    buf = io.BytesIO()
+    fastavro.schemaless_writer(buf, schema, obj)
+    return buf.getvalue()
 
 
 def _asdict(record: Any) -> dict[str, Any]:

@@ -13,7 +13,20 @@ from rag_streams.codecs import CHUNK, EMBEDDING
 
 pytestmark = pytest.mark.integration
 
-WORDS = "kafka stream chunk vector tenant replay offset commit broker partition model index".split()
+WORDS = [
+    "kafka",
+    "stream",
+    "chunk",
+    "vector",
+    "tenant",
+    "replay",
+    "offset",
+    "commit",
+    "broker",
+    "partition",
+    "model",
+    "index",
+]
 
 
 def text_for(i: int, version: int) -> str:

@@ -140,8 +140,17 @@ def test_every_json_file_parses(path: Path) -> None:
 
 
 def test_expected_files_exist() -> None:
-    for path in (COMPOSE, DOCKERFILE, PROCFILE, ALERTS, PROMETHEUS, DASHBOARD,
-                 K8S / "configmap.yaml", K8S / "keda-scaledobject.yaml", K8S / "hpa.yaml"):
+    for path in (
+        COMPOSE,
+        DOCKERFILE,
+        PROCFILE,
+        ALERTS,
+        PROMETHEUS,
+        DASHBOARD,
+        K8S / "configmap.yaml",
+        K8S / "keda-scaledobject.yaml",
+        K8S / "hpa.yaml",
+    ):
         assert path.is_file(), f"missing {path.relative_to(ROOT)}"
 
 
@@ -168,8 +177,9 @@ def test_hpa_metric_is_exported() -> None:
     for hpa in hpas:
         assert hpa["apiVersion"] == "autoscaling/v2"
         metrics = hpa["spec"]["metrics"]
-        assert any(m["type"] == "External" and m["external"]["metric"]["name"] == "rag_kafka_consumer_lag"
-                   for m in metrics), f"HPA {hpa['metadata']['name']} does not scale on rag_kafka_consumer_lag"
+        assert any(
+            m["type"] == "External" and m["external"]["metric"]["name"] == "rag_kafka_consumer_lag" for m in metrics
+        ), f"HPA {hpa['metadata']['name']} does not scale on rag_kafka_consumer_lag"
         for m in metrics:
             if m["type"] == "External":
                 assert m["external"]["metric"]["name"] in METRIC_NAMES
@@ -189,7 +199,7 @@ def test_rag_variables_are_real_settings(path: Path) -> None:
 def test_structured_env_keys_are_real_settings() -> None:
     """Keys set through compose `environment:` and the ConfigMap/Secret (not just regex hits)."""
     keys: set[str] = set()
-    for name, service in compose()["services"].items():
+    for _name, service in compose()["services"].items():
         keys |= {k for k in env_dict(service.get("environment")) if k.startswith("RAG_")}
     for doc in k8s_docs():
         if doc.get("kind") in ("ConfigMap", "Secret"):
@@ -253,10 +263,14 @@ def test_compose_app_services_reach_the_stack() -> None:
     # Settings accept the values compose gives (no ${...} placeholders left unresolved in numbers).
     env = env_dict(services["worker"]["environment"])
     Settings(
-        kafka_bootstrap=env["RAG_KAFKA_BOOTSTRAP"], qdrant_url=env["RAG_QDRANT_URL"],
-        processing_guarantee=env["RAG_PROCESSING_GUARANTEE"], log_format=env["RAG_LOG_FORMAT"],
-        topic_partitions=int(env["RAG_TOPIC_PARTITIONS"]), web_port=int(env["RAG_WEB_PORT"]),
-        embed_batch=int(env["RAG_EMBED_BATCH"]), topic_prefix=env["RAG_TOPIC_PREFIX"],
+        kafka_bootstrap=env["RAG_KAFKA_BOOTSTRAP"],
+        qdrant_url=env["RAG_QDRANT_URL"],
+        processing_guarantee=env["RAG_PROCESSING_GUARANTEE"],
+        log_format=env["RAG_LOG_FORMAT"],
+        topic_partitions=int(env["RAG_TOPIC_PARTITIONS"]),
+        web_port=int(env["RAG_WEB_PORT"]),
+        embed_batch=int(env["RAG_EMBED_BATCH"]),
+        topic_prefix=env["RAG_TOPIC_PREFIX"],
     )
 
 
@@ -280,8 +294,12 @@ def test_compose_mounts_exist() -> None:
     assert targets["./deploy/prometheus/alerts.yml"] in yaml.safe_load(PROMETHEUS.read_text())["rule_files"]
     # Grafana's dashboard provider reads the folder the dashboard is mounted in.
     dash_target = {s: t for n, s, t in mounted if n == "grafana"}["./deploy/grafana/rag-streams.json"]
-    providers = [p for f in (DEPLOY / "grafana" / "provisioning").rglob("*.y*ml")
-                 for d in load_yaml(f) for p in d.get("providers", [])]
+    providers = [
+        p
+        for f in (DEPLOY / "grafana" / "provisioning").rglob("*.y*ml")
+        for d in load_yaml(f)
+        for p in d.get("providers", [])
+    ]
     assert any(dash_target.startswith(p["options"]["path"].rstrip("/") + "/") for p in providers)
 
 
@@ -422,20 +440,24 @@ def test_alert_rules_well_formed() -> None:
 
 def test_alert_p95_query_latency_800ms_for_2m() -> None:
     matches = [
-        r for r in alert_rules()
+        r
+        for r in alert_rules()
         if "rag_vectorstore_query_time_seconds_bucket" in r["expr"]
         and re.search(r"histogram_quantile\(\s*0\.95\s*,", r["expr"])
     ]
     assert matches, "no p95 query latency alert"
-    assert any(threshold(r["expr"]) == 0.8 and duration_s(r["for"]) == 120 for r in matches), \
+    assert any(threshold(r["expr"]) == 0.8 and duration_s(r["for"]) == 120 for r in matches), (
         "the p95 query latency alert must fire above 0.8 s (800 ms) for 2m"
+    )
 
 
 def test_alert_consumer_lag_10k_for_5m() -> None:
     matches = [r for r in alert_rules() if "rag_kafka_consumer_lag" in metric_names(r["expr"])]
     assert matches, "no consumer lag alert"
-    assert any(re.search(r"\bsum\b", r["expr"]) and threshold(r["expr"]) == 10000 and duration_s(r["for"]) == 300
-               for r in matches), "the consumer lag alert must fire when total lag > 10000 for 5m"
+    assert any(
+        re.search(r"\bsum\b", r["expr"]) and threshold(r["expr"]) == 10000 and duration_s(r["for"]) == 300
+        for r in matches
+    ), "the consumer lag alert must fire when total lag > 10000 for 5m"
 
 
 def test_alerts_cover_operations() -> None:
@@ -463,18 +485,30 @@ def test_dashboard_structure() -> None:
 def test_dashboard_covers_the_metrics() -> None:
     used = set().union(*(metric_names(e) for e in dashboard_exprs()))
     required = {
-        "rag_messages_processed_total", "rag_chunks_indexed_total", "rag_kafka_consumer_lag",
-        "rag_drain_time_seconds", "rag_pipeline_latency_seconds", "rag_vectorstore_query_time_seconds",
-        "rag_deadletter_total", "rag_stale_writes_dropped_total", "rag_cache_hits_total",
-        "rag_cache_misses_total", "rag_circuit_breaker_state", "rag_embed_batch_size",
+        "rag_messages_processed_total",
+        "rag_chunks_indexed_total",
+        "rag_kafka_consumer_lag",
+        "rag_drain_time_seconds",
+        "rag_pipeline_latency_seconds",
+        "rag_vectorstore_query_time_seconds",
+        "rag_deadletter_total",
+        "rag_stale_writes_dropped_total",
+        "rag_cache_hits_total",
+        "rag_cache_misses_total",
+        "rag_circuit_breaker_state",
+        "rag_embed_batch_size",
     }
     assert required <= used, f"dashboard lacks {sorted(required - used)}"
 
 
 def test_dashboard_datasource_is_provisioned() -> None:
     dash = json.loads(DASHBOARD.read_text())
-    provisioned = [d for f in (DEPLOY / "grafana" / "provisioning").rglob("*.y*ml")
-                   for doc in load_yaml(f) for d in doc.get("datasources", [])]
+    provisioned = [
+        d
+        for f in (DEPLOY / "grafana" / "provisioning").rglob("*.y*ml")
+        for doc in load_yaml(f)
+        for d in doc.get("datasources", [])
+    ]
     uids = {d.get("uid") for d in provisioned if d.get("type") == "prometheus"}
     assert uids, "no Prometheus data source provisioned"
     assert any(d["url"].startswith("http://prometheus:") for d in provisioned)

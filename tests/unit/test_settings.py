@@ -28,8 +28,15 @@ def test_defaults_load_from_an_empty_environment() -> None:
 
 
 def test_values_are_converted_to_field_types() -> None:
-    s = load_settings({"RAG_EMBED_BATCH": " 16 ", "RAG_UPSERT_RATE": "12.5", "RAG_QDRANT_PATH": "/tmp/q",
-                       "RAG_PROCESSING_GUARANTEE": "at_least_once"}, dotenv=None)
+    s = load_settings(
+        {
+            "RAG_EMBED_BATCH": " 16 ",
+            "RAG_UPSERT_RATE": "12.5",
+            "RAG_QDRANT_PATH": "/tmp/q",
+            "RAG_PROCESSING_GUARANTEE": "at_least_once",
+        },
+        dotenv=None,
+    )
     assert s.embed_batch == 16
     assert s.upsert_rate == 12.5
     assert s.qdrant_path == Path("/tmp/q")
@@ -81,7 +88,7 @@ def test_settings_are_frozen() -> None:
 
 
 def test_replace_validates_too() -> None:
-    with pytest.raises(SettingsError, match="^RAG_WEB_PORT:"):
+    with pytest.raises(SettingsError, match=r"^RAG_WEB_PORT:"):
         load_settings({}, dotenv=None).replace(web_port=0)
 
 
@@ -100,7 +107,7 @@ def test_api_keys_file_adds_to_the_variable(tmp_path: Path) -> None:
 @pytest.mark.parametrize("value", ["k1", "k:BAD TENANT", ":acme", "k1:"])
 def test_api_key_tenants_rejects_malformed_entries(value: str) -> None:
     s = load_settings({"RAG_API_KEYS": value}, dotenv=None)
-    with pytest.raises(SettingsError, match="^RAG_API_KEYS:"):
+    with pytest.raises(SettingsError, match=r"^RAG_API_KEYS:"):
         s.api_key_tenants()
 
 

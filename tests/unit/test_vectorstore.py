@@ -1,0 +1,143 @@
+"""QdrantVectorStore on the real qdrant-client (in memory): aliases, version guard, deletes, isolation."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from rag_streams.ids import point_id
+from rag_streams.vectorstore import Point, QdrantVectorStore
+
+DIM = 4
+
+
+@pytest.fixture
+async def store() -> AsyncIterator[QdrantVectorStore]:
+    s = QdrantVectorStore.in_memory()
+    yield s
+    await s.close()
+
+
+def point(doc: str, index: int, version: int, vector: list[float], *, tenant: str = "acme") -> Point:
+    return Point(
+        id=point_id(tenant, doc, index),
+        vector=vector,
+        payload={
+            "tenant_id": tenant,
+            "doc_id": doc,
+            "chunk_index": index,
+            "version": version,
+            "text": f"{doc}#{index}@{version}",
+        },
+    )
+
+
+def by_slot(hits: list) -> dict[tuple[str, int], int]:
+    return {(h.payload["doc_id"], h.payload["chunk_index"]): h.payload["version"] for h in hits}
+
+
+async def test_ensure_tenant_creates_alias_to_first_generation(store: QdrantVectorStore) -> None:
+    assert await store.ensure_tenant("acme", DIM, "m") == "rag_acme"
+    aliases = {a.alias_name: a.collection_name for a in store._client.get_aliases().aliases}
+    assert aliases == {"rag_acme": "rag_acme__v1"}
+    assert await store.has_tenant("acme")
+    store._known.clear()
+    await store.ensure_tenant("acme", DIM, "m")
+    assert [c.name for c in store._client.get_collections().collections] == ["rag_acme__v1"]
+
+
+async def test_collection_prefix_is_used() -> None:
+    s = QdrantVectorStore.in_memory(prefix="docs")
+    try:
+        assert await s.ensure_tenant("beta", DIM, "m") == "docs_beta"
+        assert {a.alias_name: a.collection_name for a in s._client.get_aliases().aliases} == {
+            "docs_beta": "docs_beta__v1"
+        }
+    finally:
+        await s.close()
+
+
+async def test_has_tenant_is_false_for_unknown(store: QdrantVectorStore) -> None:
+    assert not await store.has_tenant("nobody")
+    await store.ensure_tenant("acme", DIM, "m")
+    assert not await store.has_tenant("nobody")
+
+
+async def test_upsert_with_lower_version_keeps_the_stored_point(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [point("a", 0, 5, [1, 0, 0, 0])], version=5)
+    await store.upsert("acme", [point("a", 0, 3, [0, 1, 0, 0])], version=3)
+    await store.upsert("acme", [point("a", 0, 5, [0, 0, 1, 0])], version=5)
+    (hit,) = await store.points("acme")
+    assert hit.payload["version"] == 5
+    assert hit.payload["text"] == "a#0@5"
+    (best,) = await store.search("acme", [1, 0, 0, 0], 1)
+    assert best.score == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_upsert_with_higher_version_replaces_the_point(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [point("a", 0, 1, [1, 0, 0, 0])], version=1)
+    await store.upsert("acme", [point("a", 0, 2, [0, 1, 0, 0])], version=2)
+    hits = await store.points("acme")
+    assert by_slot(hits) == {("a", 0): 2}
+    (best,) = await store.search("acme", [0, 1, 0, 0], 1)
+    assert best.payload["version"] == 2
+    assert best.score == pytest.approx(1.0, abs=1e-5)
+
+
+async def test_delete_below_version_removes_only_older_points(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [point("a", i, 1, [1, i, 0, 0]) for i in range(3)], version=1)
+    await store.upsert("acme", [point("a", 0, 2, [1, 0, 1, 0])], version=2)
+    await store.upsert("acme", [point("b", 0, 1, [0, 0, 0, 1])], version=1)
+    await store.delete_doc("acme", "a", below_version=2)
+    assert by_slot(await store.points("acme")) == {("a", 0): 2, ("b", 0): 1}
+
+
+async def test_delete_upto_version_removes_up_to_it(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [point("a", 0, 3, [1, 0, 0, 0]), point("a", 1, 3, [1, 1, 0, 0])], version=3)
+    await store.upsert("acme", [point("a", 2, 9, [1, 1, 1, 0])], version=9)
+    await store.upsert("acme", [point("b", 0, 1, [0, 0, 0, 1])], version=1)
+    await store.delete_doc("acme", "a", upto_version=3)
+    assert by_slot(await store.points("acme")) == {("a", 2): 9, ("b", 0): 1}
+    await store.delete_doc("acme", "a", upto_version=9)
+    assert by_slot(await store.points("acme")) == {("b", 0): 1}
+
+
+async def test_search_returns_the_nearest_first(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert(
+        "acme",
+        [
+            point("north", 0, 1, [0, 1, 0, 0]),
+            point("east", 0, 1, [1, 0, 0, 0]),
+            point("north-east", 0, 1, [1, 1, 0, 0]),
+        ],
+        version=1,
+    )
+    hits = await store.search("acme", [0.1, 1, 0, 0], 3)
+    assert [h.payload["doc_id"] for h in hits] == ["north", "north-east", "east"]
+    assert hits[0].score > hits[1].score > hits[2].score
+    assert hits[0].id == point_id("acme", "north", 0)
+    (only,) = await store.search("acme", [0.1, 1, 0, 0], 3, doc_ids=["east"])
+    assert only.payload["doc_id"] == "east"
+
+
+async def test_tenants_are_isolated(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.ensure_tenant("beta", DIM, "m")
+    await store.upsert("acme", [point("shared.md", 0, 1, [1, 0, 0, 0], tenant="acme")], version=1)
+    await store.upsert(
+        "beta",
+        [point("shared.md", 0, 1, [1, 0, 0, 0], tenant="beta"), point("b-only.md", 0, 1, [0, 1, 0, 0], tenant="beta")],
+        version=1,
+    )
+    for query in ([1, 0, 0, 0], [0, 1, 0, 0]):
+        hits = await store.search("acme", query, 10)
+        assert [h.payload["tenant_id"] for h in hits] == ["acme"]
+    await store.delete_doc("acme", "shared.md")
+    assert await store.points("acme") == []
+    assert {h.payload["doc_id"] for h in await store.points("beta")} == {"shared.md", "b-only.md"}
