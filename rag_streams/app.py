@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import faust
 
+from rag_streams.faust_compat import install_source_transactions
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
 from rag_streams.topics import TopicNames
 
 settings = load_settings()
+install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(

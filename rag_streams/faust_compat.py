@@ -1,22 +1,32 @@
-"""Work-arounds for faust-streaming behaviour, each explained where it is used.
+"""Work-arounds for faust-streaming behaviour, each explained where it is defined.
 
-``Stream.take_events()`` hands a batch of events to the agent body, but the body runs
-outside any event's context: table writes then fail ("Cannot modify table key from
-outside of stream iteration") and, under exactly_once, a send cannot find the event whose
-transaction it belongs to. :func:`acting_on` makes one event of the batch current while a
-table is written or a message is sent for it.
+1. ``Stream.take_events()`` hands a batch to the agent body outside any event's context:
+   table writes then fail ("Cannot modify table key from outside of stream iteration") and
+   sends cannot tell which input they belong to. :func:`acting_on` makes one event of the
+   batch current while a table is written or a message is sent for it.
+
+2. Under ``exactly_once`` Faust keeps one transactional producer per (topic group, partition)
+   and commits a source partition's offsets in the transaction of the *source* topic's group,
+   but ``TransactionManager.send`` picks the producer of the *destination* topic's group. A
+   stage's output and the offsets of its input then land in different transactions: a worker
+   killed between the two commits loses the output (the input offset was committed) or
+   duplicates it. Found by tests/integration/test_crash.py (a document vanished after SIGKILL).
+   :func:`install_source_transactions` sends every message produced while processing an event
+   through the transaction of that event's source partition, so outputs, table changelogs and
+   input offsets commit atomically.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from faust.streams import _current_event
+from faust.streams import _current_event, current_event
+from faust.transport.consumer import TransactionManager
 
-__all__ = ["acting_on"]
+__all__ = ["acting_on", "install_source_transactions"]
 
 
 @contextmanager
@@ -26,3 +36,33 @@ def acting_on(event: Any) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+_original_send = TransactionManager.send
+
+
+async def _send_in_source_transaction(
+    self: TransactionManager,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    partition: int | None,
+    timestamp: float | None,
+    headers: Any,
+    *,
+    transactional_id: str | None = None,
+) -> Awaitable[Any]:
+    event = current_event()
+    if event is None:
+        return await _original_send(self, topic, key, value, partition, timestamp, headers)
+    source = event.message
+    group = self.app.assignor.group_for_topic(source.topic)
+    tid = f"{self.app.conf.id}-{group}-{source.partition}"
+    if partition is None:
+        partition = self.consumer.key_partition(topic, key, partition)
+    return await self.producer.send(topic, key, value, partition, timestamp, headers, transactional_id=tid)
+
+
+def install_source_transactions() -> None:
+    """Route sends made for an event through its source partition's transaction (idempotent)."""
+    TransactionManager.send = _send_in_source_transaction  # type: ignore[method-assign,assignment]
