@@ -156,8 +156,8 @@ async def test_transactions_dead_letters_and_avro_on_every_topic(pipeline: Any) 
     for r in committed:
         by_partition.setdefault(r.partition, []).append(r.offset)
     ends = await _end_offsets(pipeline, pipeline.topics.chunks, by_partition)
-    for partition, offsets in by_partition.items():
-        assert ends[partition] > max(offsets) + 1, "no transaction marker after the chunk records"
+    markers = sum(ends[p] for p in by_partition) - len(committed)
+    assert markers > 0, "the chunk topic has no transaction control records"
 
 
 async def _end_offsets(pipeline: Any, topic: str, partitions: dict[int, list[int]]) -> dict[int, int]:
