@@ -138,6 +138,10 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     importlib.import_module("rag_streams.api")  # health, readiness and metrics on every worker
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_format, settings.log_level)
+    # Faust's consumer reads app.in_transaction once, when it is created; the Worker only sets
+    # in_worker in on_start, after that may already have happened. Set it first so exactly_once
+    # really commits through transactions.
+    app.in_worker = True
     worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0
