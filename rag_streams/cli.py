@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rag_streams.errors import CliError
 from rag_streams.settings import Settings, SettingsError, load_settings
 
 ROLES = ("chunk", "embed", "index")
@@ -18,10 +19,6 @@ ROLE_MODULES = {
     "embed": "rag_streams.agents.embed_chunks",
     "index": "rag_streams.agents.index_embeddings",
 }
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line."""
 
 
 def _settings_epilog() -> str:

@@ -12,21 +12,16 @@ import orjson
 from tqdm import tqdm
 
 from rag_streams.admin import create_topics
+from rag_streams.errors import CliError
 from rag_streams.kafka_local import LocalKafka
 from rag_streams.producer import DocumentProducer
 from rag_streams.settings import Settings
-
-
-class CommandError(Exception):
-    pass
 
 
 def local_kafka(settings: Settings) -> LocalKafka:
     first = settings.kafka_bootstrap.split(",")[0].strip()
     host, _, port = first.rpartition(":")
     if host not in ("localhost", "127.0.0.1"):
-        from rag_streams.cli import CliError
-
         raise CliError(f"RAG_KAFKA_BOOTSTRAP is {first}: the local broker only runs on loopback")
     return LocalKafka(settings.kafka_home, settings.kafka_version, "127.0.0.1", int(port))
 
@@ -64,8 +59,6 @@ def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
                 if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
             ]
         else:
-            from rag_streams.cli import CliError
-
             raise CliError(f"no such file or folder: {root}")
     return out
 
@@ -118,12 +111,8 @@ async def search(settings: Settings, tenant: str, question: str, k: int, as_json
             settings, "POST", f"/v1/tenants/{tenant}/search", {"query": question, "k": k}, api_key
         )
     except aiohttp.ClientConnectionError as exc:
-        from rag_streams.cli import CliError
-
         raise CliError(f"cannot reach the query API at {settings.query_api_url} (is a worker running?): {exc}") from exc
     if status != 200:
-        from rag_streams.cli import CliError
-
         raise CliError(f"search failed ({status}): {body.get('error', body)}")
     if as_json:
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())

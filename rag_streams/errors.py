@@ -20,6 +20,12 @@ class RagError(Exception):
     code = "error"
 
 
+class CliError(RagError):
+    """A user-facing command failure: the CLI prints it as one line."""
+
+    code = "cli"
+
+
 class PermanentError(RagError):
     """Retrying cannot help: the message goes to the dead-letter topic."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from collections import Counter
 from typing import Any
@@ -87,7 +86,6 @@ async def test_sigkill_mid_stream_no_duplicates_and_exact_final_state(pipeline: 
     assert [k for k, n in chunk_keys.items() if n > 1] == []
     assert [k for k, n in embed_keys.items() if n > 1] == []
     assert set(embed_keys) == set(chunk_keys)
-    await asyncio.sleep(0)
 
 
 async def _has_collection(pipeline: Any) -> bool:
