@@ -13,7 +13,7 @@ from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
-from rag_streams.records import DELETE, RawDocument, validate_raw
+from rag_streams.records import DELETE, REPAIR_HEADERS, RawDocument, is_repair, validate_raw
 from rag_streams.tables.versions import accepted_versions
 from rag_streams.versions import DocState, Verdict, judge
 
@@ -41,8 +41,10 @@ async def chunk_documents(stream: Any) -> None:
 
 async def _process(event: Any) -> None:
     doc = decode_raw(event.message.key, event.message.value)
-    verdict = judge(DocState.from_json(accepted_versions.get(doc.key)), doc.version, is_delete=doc.op == DELETE)
-    if verdict is not Verdict.APPLY:
+    repair = is_repair(event.message.headers)
+    state = DocState.from_json(accepted_versions.get(doc.key))
+    verdict = judge(state, doc.version, is_delete=doc.op == DELETE, repair=repair)
+    if verdict not in (Verdict.APPLY, Verdict.REPAIR):
         if verdict is Verdict.STALE:
             metrics.stale_writes_dropped_total.labels(STAGE).inc()
         log.info(
@@ -55,10 +57,13 @@ async def _process(event: Any) -> None:
     )
     partition = event.message.partition
     key = doc.key.encode()
-    # The compacted source of truth, written in the same transaction as the chunks.
-    await latest_topic.send(key=key, value=None if doc.op == DELETE else event.message.value, partition=partition)
+    headers = REPAIR_HEADERS if repair else None
+    if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
+        await latest_topic.send(key=key, value=None if doc.op == DELETE else event.message.value, partition=partition)
     for chunk in chunks:
-        await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition)
+        await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition, headers=headers)
+    if verdict is Verdict.REPAIR:
+        return
     # The version is recorded after the sends: should Faust's commit timer fire in between,
     # a replay re-emits the document (the index stage drops the duplicate) instead of losing it.
     accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from rag_streams.settings import Settings
 from rag_streams.topics import topic_specs
 
-__all__ = ["create_topics"]
+__all__ = ["create_topics", "read_latest"]
 
 
 async def create_topics(settings: Settings) -> list[tuple[str, str]]:
@@ -32,3 +33,31 @@ async def create_topics(settings: Settings) -> list[tuple[str, str]]:
         return report
     finally:
         await admin.close()
+
+
+async def read_latest(settings: Settings, topic: str, *, key_prefix: bytes = b"") -> dict[bytes, bytes | None]:
+    """The last committed value per key of a (compacted) topic, read from the start to its current end."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster metadata
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not parts:
+            return {}
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+        latest: dict[bytes, bytes | None] = {}
+        while [tp for tp in parts if await consumer.position(tp) < ends[tp]]:
+            for records in (await consumer.getmany(*parts, timeout_ms=1000)).values():
+                for r in records:
+                    if r.key is not None and r.key.startswith(key_prefix):
+                        latest[r.key] = r.value
+        return latest
+    finally:
+        await consumer.stop()

@@ -7,6 +7,8 @@ stages of its roles.
 
 from __future__ import annotations
 
+import logging
+
 import faust
 
 from rag_streams.faust_compat import install_source_transactions
@@ -14,6 +16,7 @@ from rag_streams.services import Services
 from rag_streams.settings import load_settings
 from rag_streams.topics import TopicNames
 
+log = logging.getLogger(__name__)
 settings = load_settings()
 install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
 names = TopicNames.for_prefix(settings.topic_prefix)
@@ -50,3 +53,13 @@ embeddings_topic = _topic(names.embeddings)
 deadletter_topic = _topic(names.deadletter)
 
 services = Services(settings)
+
+
+@app.task
+async def check_processing_guarantee() -> None:
+    """Refuse to run exactly_once without transactions (Faust falls back silently if misconfigured)."""
+    wanted = settings.processing_guarantee == "exactly_once"
+    actual = bool(app.consumer.in_transaction)
+    log.info("processing guarantee %s: Kafka transactions %s", settings.processing_guarantee, "on" if actual else "off")
+    if wanted != actual:
+        await app.crash(RuntimeError(f"processing guarantee {settings.processing_guarantee} but transactions={actual}"))

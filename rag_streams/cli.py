@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 from rag_streams.errors import CliError
 from rag_streams.settings import Settings, SettingsError, load_settings
 
+log = logging.getLogger(__name__)
 ROLES = ("chunk", "embed", "index")
 ROLE_MODULES = {
     "chunk": "rag_streams.agents.chunk_documents",
@@ -126,6 +128,7 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     from faust.worker import Worker
 
     from rag_streams.app import app
+    from rag_streams.faust_compat import discard_local_tables
     from rag_streams.logs import configure_logging
 
     if serve_api and not roles and settings.qdrant_url is None:
@@ -139,6 +142,8 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     # in_worker in on_start, after that may already have happened. Set it first so exactly_once
     # really commits through transactions.
     app.in_worker = True
+    if settings.processing_guarantee == "exactly_once" and discard_local_tables(Path(app.conf.tabledir)):
+        log.info("local table stores removed: tables restore from their changelogs (see faust_compat)")
     worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
     return 0

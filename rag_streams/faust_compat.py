@@ -14,19 +14,30 @@
    :func:`install_source_transactions` sends every message produced while processing an event
    through the transaction of that event's source partition, so outputs, table changelogs and
    input offsets commit atomically.
+
+3. Faust's RocksDB store writes a table update to disk at once, while its changelog record and
+   the input offset wait for the transaction. A worker killed before the commit restarts with
+   table rows of aborted transactions (a version "already accepted" whose chunks were never
+   committed), so the replayed input is dropped and its document is lost. Kafka Streams wipes
+   its state stores after an unclean exactly-once shutdown for the same reason.
+   :func:`discard_local_tables` removes the local stores before a worker starts, and Faust
+   restores every table from its changelog with a read_committed consumer: table state is then
+   exactly what committed transactions wrote.
 """
 
 from __future__ import annotations
 
+import shutil
 import weakref
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from faust.streams import _current_event, current_event
 from faust.transport.consumer import TransactionManager
 
-__all__ = ["acting_on", "install_source_transactions"]
+__all__ = ["acting_on", "discard_local_tables", "install_source_transactions"]
 
 
 @contextmanager
@@ -66,3 +77,11 @@ async def _send_in_source_transaction(
 def install_source_transactions() -> None:
     """Route sends made for an event through its source partition's transaction (idempotent)."""
     TransactionManager.send = _send_in_source_transaction  # type: ignore[method-assign,assignment]
+
+
+def discard_local_tables(tabledir: Path) -> bool:
+    """Remove Faust's local table stores so they are restored from committed changelogs."""
+    if not tabledir.exists() or not any(tabledir.iterdir()):
+        return False
+    shutil.rmtree(tabledir)
+    return True

@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from rag_streams.errors import BadInput
 
-__all__ = ["DELETE", "UPSERT", "Chunk", "DeadLetter", "EmbeddingUpsert", "RawDocument", "doc_key", "validate_raw"]
+__all__ = [
+    "DELETE",
+    "REPAIR_HEADERS",
+    "UPSERT",
+    "Chunk",
+    "DeadLetter",
+    "EmbeddingUpsert",
+    "RawDocument",
+    "doc_key",
+    "is_repair",
+    "validate_raw",
+]
 
 UPSERT = "UPSERT"
 DELETE = "DELETE"
 OPS = (UPSERT, DELETE)
 TENANT_RE = re.compile(r"[a-z0-9_-]{1,64}")
 MAX_DOC_ID_CHARS = 1024
+#: Kafka header of a repair replay (``verify --repair``), carried from stage to stage.
+REPAIR_HEADER = "rag-repair"
+REPAIR_HEADERS = [(REPAIR_HEADER, b"1")]
+
+
+def is_repair(headers: Any) -> bool:
+    """Whether a message's headers (a list of pairs or a mapping) mark a repair replay."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return any(k == REPAIR_HEADER and v == b"1" for k, v in pairs)
 
 
 def doc_key(tenant_id: str, doc_id: str) -> str:

@@ -34,12 +34,20 @@ class Verdict(Enum):
     CURRENT = "current"  # the version being applied now (further chunks of it)
     STALE = "stale"  # older than what was applied: drop and count
     DUPLICATE = "duplicate"  # this exact delete was already applied
+    REPAIR = "repair"  # a repair replay (``verify --repair``): apply again, leave the state as it is
 
 
-def judge(state: DocState | None, version: int, *, is_delete: bool) -> Verdict:
-    """Decide what to do with a message of ``version`` given the document's applied state."""
+def judge(state: DocState | None, version: int, *, is_delete: bool, repair: bool = False) -> Verdict:
+    """Decide what to do with a message of ``version`` given the document's applied state.
+
+    A repair replay re-applies the applied version of a live document, or a delete of a
+    document that is deleted at that version or later. It never applies anything older than
+    a live version, so a repair racing a newer update cannot resurrect old content.
+    """
     if state is None or version > state.version:
         return Verdict.APPLY
+    if repair and (state.deleted if is_delete else (version == state.version and not state.deleted)):
+        return Verdict.REPAIR
     if version < state.version:
         return Verdict.STALE
     # same version

@@ -34,12 +34,6 @@ def text_for(i: int, version: int) -> str:
     return f"Document {i} version {version}. {body}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 3: after SIGKILL + restart a document can go missing (doc-9 v1 in one run) or the drain "
-    "stalls; Faust's EOS commits outputs and input offsets in different transactions (see faust_compat) "
-    "and local table state survives aborted transactions. Root cause not closed yet.",
-)
 async def test_sigkill_mid_stream_no_duplicates_and_exact_final_state(pipeline: Any) -> None:
     n_docs = 60
     async with pipeline.producer() as p:

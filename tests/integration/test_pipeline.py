@@ -157,7 +157,10 @@ async def test_transactions_dead_letters_and_avro_on_every_topic(pipeline: Any) 
         by_partition.setdefault(r.partition, []).append(r.offset)
     ends = await _end_offsets(pipeline, pipeline.topics.chunks, by_partition)
     markers = sum(ends[p] for p in by_partition) - len(committed)
-    assert markers > 0, "the chunk topic has no transaction control records"
+    assert markers > 0, (
+        f"the chunk topic has no transaction control records: ends={ends} records={len(committed)}; "
+        f"worker log:\n{pipeline.worker.log.read_text()[-4000:]}"
+    )
 
 
 async def _end_offsets(pipeline: Any, topic: str, partitions: dict[int, list[int]]) -> dict[int, int]:
