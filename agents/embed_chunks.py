@@ -11,36 +11,15 @@ from rag_streams import metrics
 from rag_streams.app import app, chunks_topic, embeddings_topic, services, settings
 from rag_streams.codecs import CHUNK, EMBEDDING
 from rag_streams.deadletter import dead_letter
+from rag_streams.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.embedding import to_bytes
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
-from rag_streams.records import DELETE, Chunk, EmbeddingUpsert
-from rag_streams.tables.versions import embedded_slots
+from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
+from rag_streams.tables.versions import embedded_docs, embedded_slots
 
 log = logging.getLogger(__name__)
 STAGE = "embed"
-
-
-def _slot(chunk: Chunk) -> str:
-    return f"{chunk.tenant_id}/{chunk.doc_id}/{chunk.chunk_index}"
-
-
-def _drop_replays(decoded: list[tuple[Any, Chunk]]) -> list[tuple[Any, Chunk]]:
-    """Drop chunk versions already embedded and emitted (replays after a crash or rebalance)."""
-    emitted: dict[str, int] = {}
-    kept = []
-    for event, chunk in decoded:
-        if chunk.op != DELETE:
-            slot = _slot(chunk)
-            seen = emitted.get(slot)
-            if seen is None:
-                stored = embedded_slots.get(slot)
-                seen = int(stored[0]) if stored is not None else -1
-            if seen >= chunk.version:
-                continue
-            emitted[slot] = chunk.version
-        kept.append((event, chunk))
-    return kept
 
 
 def with_vector(chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingUpsert:
@@ -77,34 +56,54 @@ async def _embed_batch(events: list[Any]) -> None:
             decoded.append((event, CHUNK.decode(event.message.value)))
         except PermanentError as exc:
             await dead_letter(event, exc, stage=STAGE)
-    decoded = _drop_replays(decoded)
+    chunks = [c for _, c in decoded]
+    repairs = [is_repair(e.message.headers) for e, _ in decoded]
+    plan = plan_embeddings(
+        chunks,
+        repairs,
+        {c.key: embedded_docs.get(c.key) for c in chunks},
+        {slot_of(c): embedded_slots.get(slot_of(c)) for c in chunks if c.op != DELETE},
+    )
     embedder = await services.embedder()
-    todo = [(event, chunk) for event, chunk in decoded if chunk.op != DELETE]
-    vectors: list[bytes] = []
+    todo = [pos for pos, action in enumerate(plan.actions) if action is Action.EMBED]
+    vectors: dict[int, bytes] = {}
     if todo:
         metrics.embed_batch_size.observe(len(todo))
         try:
-            array = await retry_transient(asyncio.to_thread, embedder.embed, [c.text for _, c in todo], what="embed")
+            array = await retry_transient(
+                asyncio.to_thread, embedder.embed, [chunks[p].text for p in todo], what="embed"
+            )
         except Exception as exc:  # the model failed on this batch for good: dead-letter it, keep running
             log.exception("embedding a batch of %d failed", len(todo), extra={"stage": STAGE})
-            failed = {id(e) for e, _ in todo}
-            for event, _ in todo:
-                await dead_letter(event, PermanentError(f"embedding failed: {type(exc).__name__}: {exc}"), stage=STAGE)
-            decoded = [(e, c) for e, c in decoded if id(e) not in failed]
+            for pos in todo:
+                error = PermanentError(f"embedding failed: {type(exc).__name__}: {exc}")
+                await dead_letter(decoded[pos][0], error, stage=STAGE)
         else:
-            vectors = [to_bytes(row) for row in array]
-    it = iter(vectors)
-    for event, chunk in decoded:
-        out = (
-            with_vector(chunk, b"", "", 0)
-            if chunk.op == DELETE
-            else with_vector(chunk, next(it), embedder.model_name, embedder.dim)
-        )
+            vectors = {pos: to_bytes(row) for pos, row in zip(todo, array, strict=True)}
+    for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
+        if action is Action.DROP or (action is Action.EMBED and pos not in vectors):
+            continue
+        if action is Action.REUSE:
+            metrics.embed_skipped_unchanged_total.inc()
+            out = with_vector(chunk, b"", embedder.model_name, 0)  # dim 0: keep the stored vector
+        elif action is Action.EMBED:
+            out = with_vector(chunk, vectors[pos], embedder.model_name, embedder.dim)
+        else:
+            out = with_vector(chunk, b"", "", 0)
         with acting_on(event):
             await embeddings_topic.send(
-                key=event.message.key, value=EMBEDDING.encode(out), partition=event.message.partition
+                key=event.message.key,
+                value=EMBEDDING.encode(out),
+                partition=event.message.partition,
+                headers=REPAIR_HEADERS if repairs[pos] else None,
             )
-            if chunk.op != DELETE:  # recorded after the send: a crash in between duplicates, never loses
-                embedded_slots[_slot(chunk)] = [chunk.version, chunk.content_hash]
+            # recorded after the send: a commit in between replays (and duplicates) it, never loses it
+            for table, key, value in plan.writes_by_position.get(pos, []):
+                target = embedded_slots if table == "slot" else embedded_docs
+                if value is None:
+                    if key in target:
+                        del target[key]
+                else:
+                    target[key] = value
         if chunk.produced_at:
             metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, time.time() - chunk.produced_at / 1000))

@@ -13,8 +13,8 @@ from rag_streams.deadletter import dead_letter
 from rag_streams.embedding import from_bytes
 from rag_streams.errors import BadInput, PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
-from rag_streams.indexing import payload, plan_batch, slot_key
-from rag_streams.records import DELETE, EmbeddingUpsert
+from rag_streams.indexing import is_reuse, payload, plan_batch, slot_key
+from rag_streams.records import DELETE, EmbeddingUpsert, is_repair
 from rag_streams.tables.versions import applied_versions, chunk_slots
 from rag_streams.vectorstore import Point
 from rag_streams.versions import DocState, Verdict
@@ -25,7 +25,7 @@ STAGE = "index"
 
 def decode_upsert(value: bytes | None) -> tuple[EmbeddingUpsert, list[float]]:
     item = EMBEDDING.decode(value)
-    if item.op == DELETE:
+    if item.op == DELETE or is_reuse(item):
         return item, []
     try:
         return item, from_bytes(item.vector, item.dim).tolist()
@@ -54,10 +54,11 @@ async def _index_batch(events: list[Any]) -> None:
         items,
         {i.key: DocState.from_json(applied_versions.get(i.key)) for i in items},
         {slot_key(i): chunk_slots.get(slot_key(i)) for i in items if i.op != DELETE},
+        [is_repair(event.message.headers) for event, _, _ in batch],
     )
     store = services.store()
     failed: set[int] = set()
-    for (tenant, version), positions in plan.upserts.items():
+    for (tenant, version, repair), positions in plan.upserts.items():
         first = items[positions[0]]
         try:
             await retry_transient(
@@ -68,13 +69,23 @@ async def _index_batch(events: list[Any]) -> None:
                 points = [Point(items[p].chunk_id, batch[p][2], payload(items[p])) for p in part]
                 await services.limiter.acquire(tenant, len(points))
                 started = time.perf_counter()
-                await retry_transient(store.upsert, tenant, points, version=version, what="upsert", attempts=None)
+                await retry_transient(
+                    store.upsert, tenant, points, version=version, same_version=repair, what="upsert", attempts=None
+                )
                 metrics.vectorstore_upsert_seconds.observe(time.perf_counter() - started)
                 metrics.chunks_indexed_total.labels(tenant).inc(len(points))
         except PermanentError as exc:
             failed.update(positions)
             for p in positions:
                 await dead_letter(batch[p][0], exc, stage=STAGE)
+    for (tenant, version), positions in plan.reuses.items():
+        updates = [(items[p].chunk_id, payload(items[p])) for p in positions]
+        missing = set(await retry_transient(store.reuse, tenant, updates, version=version, what="reuse", attempts=None))
+        for p in positions:
+            if items[p].chunk_id in missing:  # nothing stored to reuse: only a re-embedding can fix it
+                failed.add(p)
+                error = PermanentError("unchanged chunk has no stored point to reuse; run verify --repair")
+                await dead_letter(batch[p][0], error, stage=STAGE)
     for tenant, doc_id, version in plan.cleanups:
         await retry_transient(store.delete_doc, tenant, doc_id, below_version=version, what="cleanup", attempts=None)
     for tenant, doc_id, version in plan.deletes:
@@ -91,7 +102,7 @@ def _record(batch: list[tuple[Any, EmbeddingUpsert, list[float]]], plan: Any, fa
         if verdict is Verdict.STALE:
             metrics.stale_writes_dropped_total.labels(STAGE).inc()
             continue
-        if verdict is Verdict.DUPLICATE or pos in failed:
+        if verdict in (Verdict.DUPLICATE, Verdict.REPAIR) or pos in failed:
             continue
         with acting_on(event):
             if item.key in plan.doc_states:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from rag_streams.records import DELETE, EmbeddingUpsert
 from rag_streams.versions import DocState, Verdict, judge
 
-__all__ = ["Plan", "payload", "plan_batch", "slot_key"]
+__all__ = ["Plan", "is_reuse", "payload", "plan_batch", "slot_key"]
 
 
 def slot_key(item: EmbeddingUpsert) -> str:
@@ -30,10 +30,18 @@ def payload(item: EmbeddingUpsert) -> dict[str, object]:
     }
 
 
+def is_reuse(item: EmbeddingUpsert) -> bool:
+    """An upsert without a vector: the text is unchanged, only the stored point's version moves."""
+    return item.op != DELETE and item.dim == 0 and not item.vector
+
+
 @dataclass
 class Plan:
-    #: (tenant, version) -> positions in the batch to upsert, in order
-    upserts: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    #: (tenant, version, repair) -> positions in the batch to upsert, in order; a repair may
+    #: rewrite a point of the same version
+    upserts: dict[tuple[str, int, bool], list[int]] = field(default_factory=dict)
+    #: (tenant, version) -> positions whose stored point keeps its vector and takes this version
+    reuses: dict[tuple[str, int], list[int]] = field(default_factory=dict)
     #: (tenant, doc_id, version): remove the document's points with a lower version (after upserts)
     cleanups: list[tuple[str, str, int]] = field(default_factory=list)
     #: (tenant, doc_id, version): remove the document's points up to this version
@@ -48,6 +56,7 @@ def plan_batch(
     items: Sequence[EmbeddingUpsert],
     doc_states: Mapping[str, DocState | None],
     slots: Mapping[str, list[object] | None],
+    repairs: Sequence[bool] | None = None,
 ) -> Plan:
     """Plan a batch in partition order. Upserts run first, then cleanups and deletes.
 
@@ -60,23 +69,28 @@ def plan_batch(
     for pos, item in enumerate(items):
         key = item.key
         state = states.get(key)
+        repair = bool(repairs and repairs[pos])
         if item.op == DELETE:
-            verdict = judge(state, item.version, is_delete=True)
-            if verdict is Verdict.APPLY:
+            verdict = judge(state, item.version, is_delete=True, repair=repair)
+            if verdict in (Verdict.APPLY, Verdict.REPAIR):
                 plan.deletes.append((item.tenant_id, item.doc_id, item.version))
+            if verdict is Verdict.APPLY:
                 states[key] = plan.doc_states[key] = DocState(item.version, deleted=True)
             plan.verdicts.append(verdict)
             continue
-        verdict = judge(state, item.version, is_delete=False)
+        verdict = judge(state, item.version, is_delete=False, repair=repair)
         if verdict is Verdict.STALE:
             plan.verdicts.append(verdict)
             continue
         skey = slot_key(item)
         current = slot_state.get(skey)
-        if current is not None and int(current[0]) >= item.version:  # type: ignore[call-overload]
+        if not repair and current is not None and int(current[0]) >= item.version:  # type: ignore[call-overload]
             plan.verdicts.append(Verdict.DUPLICATE)
             continue
-        plan.upserts.setdefault((item.tenant_id, item.version), []).append(pos)
+        if is_reuse(item):
+            plan.reuses.setdefault((item.tenant_id, item.version), []).append(pos)
+        else:
+            plan.upserts.setdefault((item.tenant_id, item.version, repair), []).append(pos)
         slot_state[skey] = plan.slots[skey] = [item.version, item.content_hash]
         if verdict is Verdict.APPLY:
             states[key] = plan.doc_states[key] = DocState(item.version)

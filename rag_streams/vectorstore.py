@@ -42,7 +42,10 @@ class Hit:
 
 class VectorStore(Protocol):
     async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str: ...
-    async def upsert(self, tenant: str, points: Sequence[Point], *, version: int) -> None: ...
+    async def upsert(
+        self, tenant: str, points: Sequence[Point], *, version: int, same_version: bool = False
+    ) -> None: ...
+    async def reuse(self, tenant: str, updates: Sequence[tuple[str, dict[str, Any]]], *, version: int) -> list[str]: ...
     async def delete_doc(
         self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None
     ) -> None: ...
@@ -135,11 +138,43 @@ class QdrantVectorStore:
         return await self._run(lambda: self._alias_target(self.alias(tenant)) is not None)
 
     # --- writes --------------------------------------------------------------
-    async def upsert(self, tenant: str, points: Sequence[Point], *, version: int) -> None:
-        """Upsert points of one version; a point already stored with a version >= ``version`` is kept."""
+    async def upsert(self, tenant: str, points: Sequence[Point], *, version: int, same_version: bool = False) -> None:
+        """Upsert points of one version; a point already stored with a version >= ``version`` is kept
+        (> ``version`` when ``same_version``: a repair rewrites points of the version it replays)."""
         structs = [models.PointStruct(id=p.id, vector=list(p.vector), payload=p.payload) for p in points]
-        guard = models.Filter(must=[_version_range(lt=version)])
+        guard = models.Filter(must=[_version_range(lte=version) if same_version else _version_range(lt=version)])
         await self._run(lambda: self._client.upsert(self.alias(tenant), structs, update_filter=guard, wait=True))
+
+    async def reuse(self, tenant: str, updates: Sequence[tuple[str, dict[str, Any]]], *, version: int) -> list[str]:
+        """Give stored points whose text is unchanged the payload of ``version`` (their vector stays).
+
+        ``updates`` are (point id, new payload with its ``content_hash``). Returns the ids that are
+        not stored with that content hash: those need an embedding (``verify --repair``).
+        """
+        alias = self.alias(tenant)
+
+        def run() -> list[str]:
+            ids = [pid for pid, _ in updates]
+            stored = {
+                str(p.id): (p.payload or {}).get("content_hash")
+                for p in self._client.retrieve(alias, ids, with_payload=["content_hash"], with_vectors=False)
+            }
+            missing = [pid for pid, body in updates if stored.get(pid) != body.get("content_hash")]
+            ops: list[Any] = [
+                models.SetPayloadOperation(
+                    set_payload=models.SetPayload(
+                        payload=body,
+                        filter=models.Filter(must=[models.HasIdCondition(has_id=[pid]), _version_range(lt=version)]),
+                    )
+                )
+                for pid, body in updates
+                if pid not in missing
+            ]
+            if ops:
+                self._client.batch_update_points(alias, ops, wait=True)
+            return missing
+
+        return await self._run(run)
 
     async def delete_doc(
         self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None

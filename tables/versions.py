@@ -42,3 +42,12 @@ embedded_slots = app.Table(
     partitions=settings.topic_partitions,
     help="embed stage: version and content hash emitted per tenant/doc_id/chunk_index",
 )
+
+#: embed stage: ``[version, chunk_count, deleted]`` of the document version last emitted, so the
+#: slots a shrink or a delete removed are forgotten (see rag_streams.embed_plan).
+embedded_docs = app.Table(
+    "embedded-docs",
+    default=None,
+    partitions=settings.topic_partitions,
+    help="embed stage: version, chunk count and deleted flag per tenant/doc_id",
+)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from rag_streams.ids import content_hash, point_id
@@ -87,7 +89,7 @@ def doc_items(doc: str, version: int, count: int, **kw: object) -> list[Embeddin
 def test_new_document_is_upserted_then_cleaned_up_once() -> None:
     batch = doc_items("a", 1, 3) + doc_items("b", 1, 2, tenant="beta") + doc_items("c", 2, 1)
     plan = plan_batch(batch, {}, {})
-    assert plan.upserts == {("acme", 1): [0, 1, 2], ("beta", 1): [3, 4], ("acme", 2): [5]}
+    assert plan.upserts == {("acme", 1, False): [0, 1, 2], ("beta", 1, False): [3, 4], ("acme", 2, False): [5]}
     assert plan.cleanups == [("acme", "a", 1), ("beta", "b", 1), ("acme", "c", 2)]
     assert plan.deletes == []
     assert plan.verdicts == [
@@ -103,7 +105,7 @@ def test_new_document_is_upserted_then_cleaned_up_once() -> None:
 
 def test_cleanup_waits_for_the_last_chunk() -> None:
     plan = plan_batch(doc_items("a", 1, 3)[:2], {}, {})
-    assert plan.upserts == {("acme", 1): [0, 1]}
+    assert plan.upserts == {("acme", 1, False): [0, 1]}
     assert plan.cleanups == []
 
 
@@ -143,7 +145,7 @@ def test_replayed_document_is_all_duplicates() -> None:
 def test_duplicate_within_one_batch_is_planned_once() -> None:
     batch = doc_items("a", 2, 2)
     plan = plan_batch(batch + batch, {}, {})
-    assert plan.upserts == {("acme", 2): [0, 1]}
+    assert plan.upserts == {("acme", 2, False): [0, 1]}
     assert plan.verdicts[2:] == [Verdict.DUPLICATE, Verdict.DUPLICATE]
     assert plan.cleanups == [("acme", "a", 2)]
 
@@ -179,7 +181,7 @@ def test_same_version_upsert_after_its_delete_is_stale() -> None:
 def test_recreate_with_a_higher_version_after_delete() -> None:
     plan = plan_batch([item("a", 8, 0, 1)], {"acme/a": DocState(7, deleted=True)}, {"acme/a/0": [5, "h"]})
     assert plan.verdicts == [Verdict.APPLY]
-    assert plan.upserts == {("acme", 8): [0]}
+    assert plan.upserts == {("acme", 8, False): [0]}
     assert plan.cleanups == [("acme", "a", 8)]
     assert plan.doc_states == {"acme/a": DocState(8)}
 
@@ -187,7 +189,7 @@ def test_recreate_with_a_higher_version_after_delete() -> None:
 def test_two_versions_in_one_batch_plan_both_with_cleanups() -> None:
     batch = doc_items("a", 1, 2) + doc_items("a", 2, 3)
     plan = plan_batch(batch, {}, {})
-    assert plan.upserts == {("acme", 1): [0, 1], ("acme", 2): [2, 3, 4]}
+    assert plan.upserts == {("acme", 1, False): [0, 1], ("acme", 2, False): [2, 3, 4]}
     assert plan.cleanups == [("acme", "a", 1), ("acme", "a", 2)]
     assert plan.doc_states == {"acme/a": DocState(2)}
     assert plan.slots["acme/a/0"] == [2, batch[2].content_hash]
@@ -198,7 +200,7 @@ def test_out_of_order_versions_in_one_batch_drop_the_older() -> None:
     batch = doc_items("a", 2, 1) + doc_items("a", 1, 1)
     plan = plan_batch(batch, {}, {})
     assert plan.verdicts == [Verdict.APPLY, Verdict.STALE]
-    assert plan.upserts == {("acme", 2): [0]}
+    assert plan.upserts == {("acme", 2, False): [0]}
     assert plan.cleanups == [("acme", "a", 2)]
 
 
@@ -216,3 +218,51 @@ def test_payload_carries_the_contract_fields() -> None:
     for name in ("tenant_id", "doc_id", "chunk_index", "version", "text", "content_hash", "model", "metadata"):
         assert name in p
     assert (p["tenant_id"], p["doc_id"], p["chunk_index"], p["version"]) == ("acme", "a", 1, 3)
+
+
+# --- repair replays (verify --repair) -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "version", "is_delete", "verdict"),
+    [
+        (DocState(5), 5, False, Verdict.REPAIR),  # re-apply the live version
+        (DocState(5), 4, False, Verdict.STALE),  # never an older version of a live document
+        (DocState(5), 4, True, Verdict.STALE),  # never delete a live document
+        (DocState(5), 5, True, Verdict.STALE),
+        (DocState(5, deleted=True), 5, True, Verdict.REPAIR),  # delete again what is deleted
+        (DocState(5, deleted=True), 3, True, Verdict.REPAIR),
+        (DocState(5, deleted=True), 5, False, Verdict.STALE),
+        (DocState(5), 6, False, Verdict.APPLY),
+        (None, 2, True, Verdict.APPLY),
+    ],
+)
+def test_judge_repair(state: DocState | None, version: int, is_delete: bool, verdict: Verdict) -> None:
+    assert judge(state, version, is_delete=is_delete, repair=True) is verdict
+
+
+def test_repair_replay_rewrites_the_applied_version_without_moving_state() -> None:
+    batch = doc_items("a", 1, 2)
+    state = {"acme/a": DocState(1)}
+    slots = {slot_key(i): [1, i.content_hash] for i in batch}
+    assert plan_batch(batch, state, slots).upserts == {}  # a plain replay is a duplicate
+    plan = plan_batch(batch, state, slots, [True, True])
+    assert plan.upserts == {("acme", 1, True): [0, 1]}
+    assert plan.cleanups == [("acme", "a", 1)]
+    assert plan.doc_states == {}
+
+
+def test_repair_delete_of_a_deleted_document_is_planned_but_keeps_the_higher_delete() -> None:
+    plan = plan_batch([item("a", 3, op=DELETE)], {"acme/a": DocState(9, deleted=True)}, {}, [True])
+    assert plan.deletes == [("acme", "a", 3)]
+    assert plan.doc_states == {}
+
+
+def test_unchanged_chunk_without_vector_is_a_reuse_not_an_upsert() -> None:
+    body = "same words"
+    reused = dataclasses.replace(item("a", 2, 0, 1, text=body), vector=b"", dim=0)
+    plan = plan_batch([reused], {"acme/a": DocState(1)}, {slot_key(reused): [1, content_hash(body)]})
+    assert plan.upserts == {}
+    assert plan.reuses == {("acme", 2): [0]}
+    assert plan.cleanups == [("acme", "a", 2)]
+    assert plan.slots == {slot_key(reused): [2, content_hash(body)]}
