@@ -35,6 +35,16 @@ async def create_topics(settings: Settings) -> list[tuple[str, str]]:
         await admin.close()
 
 
+async def partitions_of(settings: Settings, topic: str) -> set[int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return {int(p["partition"]) for t in described if t["topic"] == topic for p in t["partitions"]}
+
+
 async def read_latest(settings: Settings, topic: str, *, key_prefix: bytes = b"") -> dict[bytes, bytes | None]:
     """The last committed value per key of a (compacted) topic, read from the start to its current end."""
     consumer = AIOKafkaConsumer(
@@ -45,8 +55,7 @@ async def read_latest(settings: Settings, topic: str, *, key_prefix: bytes = b""
     )
     await consumer.start()
     try:
-        await consumer.topics()  # loads the cluster metadata
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(settings, topic))]
         if not parts:
             return {}
         consumer.assign(parts)

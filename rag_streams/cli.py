@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--api-key", default=None, help="bearer key (when the API requires one)")
     s.add_argument("question")
 
+    v = sub.add_parser("verify", help="audit a tenant's collection against rag.documents.latest (exit 1 on drift)")
+    v.add_argument("--tenant", required=True)
+    v.add_argument("--repair", action="store_true", help="replay the documents that drifted through the pipeline")
+    v.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
+
     sub.add_parser("demo", help="start Kafka and a worker, ingest the sample corpus, answer a question")
     return p
 
@@ -108,6 +113,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return asyncio.run(commands.delete(settings, args.tenant, args.doc_id, args.version))
     if args.command == "search":
         return asyncio.run(commands.search(settings, args.tenant, args.question, args.k, args.json, args.api_key))
+    if args.command == "verify":
+        return asyncio.run(commands.verify(settings, args.tenant, args.repair, args.api_key))
     if args.command == "demo":
         from rag_streams.demo import run_demo
 

@@ -15,6 +15,7 @@ from rag_streams.admin import create_topics
 from rag_streams.errors import CliError
 from rag_streams.kafka_local import LocalKafka
 from rag_streams.producer import DocumentProducer
+from rag_streams.records import TENANT_RE
 from rag_streams.settings import Settings
 
 
@@ -123,3 +124,67 @@ async def search(settings: Settings, tenant: str, question: str, k: int, as_json
     if not body["results"]:
         print("no results")
     return 0
+
+
+async def _tenant_points(settings: Settings, tenant: str, api_key: str | None) -> list[dict[str, Any]]:
+    """Every point of the tenant: from Qdrant itself, else through the index worker that holds the
+    embedded store, else from the embedded store on disk when no worker has it open."""
+    from rag_streams.vectorstore import QdrantVectorStore
+
+    if settings.qdrant_url is None:
+        try:
+            status, body = await api_call(settings, "GET", f"/v1/tenants/{tenant}/points", api_key=api_key)
+        except aiohttp.ClientConnectionError:
+            pass  # no worker running: the embedded store is free to open
+        else:
+            if status != 200:
+                raise CliError(f"reading the points failed ({status}): {body.get('error', body)}")
+            return list(body["points"])
+        settings.qdrant_location.mkdir(parents=True, exist_ok=True)
+    store = QdrantVectorStore.connect(
+        url=settings.qdrant_url,
+        path=str(settings.qdrant_location),
+        api_key=settings.qdrant_api_key,
+        prefix=settings.collection_prefix,
+    )
+    try:
+        hits = await store.points(tenant) if await store.has_tenant(tenant) else []
+    finally:
+        await store.close()
+    return [{"id": h.id, **h.payload} for h in hits]
+
+
+async def verify(settings: Settings, tenant: str, repair: bool, api_key: str | None) -> int:
+    """Audit a tenant's collection against ``rag.documents.latest``; ``repair`` replays what drifted."""
+    from rag_streams.admin import read_latest
+    from rag_streams.chunking import chunk_document
+    from rag_streams.codecs import RAW
+    from rag_streams.records import DELETE, REPAIR_HEADERS, RawDocument, doc_key
+    from rag_streams.services import Services
+    from rag_streams.topics import TopicNames
+    from rag_streams.verify import compare, expected_points
+
+    if not TENANT_RE.fullmatch(tenant):
+        raise CliError(f"--tenant: {tenant!r} does not match {TENANT_RE.pattern}")
+    latest = await read_latest(
+        settings, TopicNames.for_prefix(settings.topic_prefix).latest, key_prefix=f"{tenant}/".encode()
+    )
+    docs = {doc.doc_id: doc for doc in (RAW.decode(v) for v in latest.values() if v is not None)}
+    tokenizer = await Services(settings).embedder()
+
+    def chunker(doc: RawDocument) -> list[Any]:
+        return chunk_document(doc, tokenizer, size=settings.chunk_tokens, overlap=settings.chunk_overlap)
+
+    expected = await asyncio.to_thread(expected_points, docs.values(), chunker)
+    drift = compare(expected, await _tenant_points(settings, tenant, api_key))
+    print(drift.report(tenant))
+    if repair and not drift.ok:
+        republish, deletes = sorted(drift.to_republish()), drift.to_delete()
+        async with DocumentProducer(settings) as producer:
+            for doc_id in republish:
+                key = doc_key(tenant, doc_id).encode()
+                await producer.send_raw(key, latest[key], headers=REPAIR_HEADERS)
+            for doc_id, version in sorted(deletes.items()):
+                await producer.send(RawDocument(tenant, doc_id, version, op=DELETE), headers=REPAIR_HEADERS)
+        print(f"repair: replayed {len(republish)} document(s), deleted {len(deletes)}; run verify again to confirm")
+    return 0 if drift.ok else 1

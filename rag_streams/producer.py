@@ -59,10 +59,16 @@ class DocumentProducer:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send(self, doc: RawDocument) -> RawDocument:
+    async def send(self, doc: RawDocument, *, headers: list[tuple[str, bytes]] | None = None) -> RawDocument:
         doc = validate_raw(doc, max_bytes=self.settings.max_doc_bytes)
-        await self._producer.send_and_wait(self.topic, RAW.encode(doc), key=doc.key.encode())
+        await self._producer.send_and_wait(self.topic, RAW.encode(doc), key=doc.key.encode(), headers=headers)
         return doc
+
+    async def send_raw(
+        self, key: bytes, value: bytes | None, *, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """Publish an already encoded raw message as is (a replay from rag.documents.latest)."""
+        await self._producer.send_and_wait(self.topic, value, key=key, headers=headers)
 
     async def upsert(
         self,

@@ -46,19 +46,19 @@ class Drift:
 
     def to_republish(self) -> set[str]:
         """Live documents whose points drifted: replaying their latest version repairs them."""
-        return {e.doc_id for e in self.missing} | {e.doc_id for e, _ in self.stale} | self._live_orphan_docs
+        return {e.doc_id for e in self.missing} | {e.doc_id for e, _ in self.stale} | self.live_orphan_docs
 
     def to_delete(self) -> dict[str, int]:
         """Documents that are not live but still have points: doc_id -> highest version held."""
         out: dict[str, int] = {}
         for p in self.orphans + self.duplicates:
             doc = str(p.get("doc_id"))
-            if doc not in self._live:
+            if doc not in self.live_docs:
                 out[doc] = max(out.get(doc, 0), int(p.get("version", 0)))
         return out
 
-    _live: set[str] = field(default_factory=set, repr=False)
-    _live_orphan_docs: set[str] = field(default_factory=set, repr=False)
+    live_docs: set[str] = field(default_factory=set, repr=False)
+    live_orphan_docs: set[str] = field(default_factory=set, repr=False)
 
     def report(self, tenant: str) -> str:
         lines = [
@@ -95,8 +95,8 @@ def expected_points(docs: Iterable[RawDocument], chunker: Callable[[RawDocument]
 def compare(expected: Mapping[str, Expected], points: Iterable[Mapping[str, Any]]) -> Drift:
     """Classify every expected and every actual point. ``points`` carry ``id`` and the payload."""
     drift = Drift()
-    drift._live = {e.doc_id for e in expected.values()}
-    drift.checked_docs = len(drift._live)
+    drift.live_docs = {e.doc_id for e in expected.values()}
+    drift.checked_docs = len(drift.live_docs)
     by_slot: dict[tuple[str, int], list[Mapping[str, Any]]] = defaultdict(list)
     seen: set[str] = set()
     for p in points:
@@ -105,8 +105,8 @@ def compare(expected: Mapping[str, Expected], points: Iterable[Mapping[str, Any]
         want = expected.get(str(p["id"]))
         if want is None:
             drift.orphans.append(p)
-            if p.get("doc_id") in drift._live:
-                drift._live_orphan_docs.add(str(p.get("doc_id")))
+            if p.get("doc_id") in drift.live_docs:
+                drift.live_orphan_docs.add(str(p.get("doc_id")))
             continue
         seen.add(want.id)
         if int(p.get("version", -1)) != want.version or p.get("content_hash") != want.content_hash:

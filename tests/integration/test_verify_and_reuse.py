@@ -1,0 +1,113 @@
+"""Re-ingesting unchanged text costs no embedding; `verify` finds drift and `verify --repair` mends it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from importlib import resources
+from typing import Any
+
+import aiohttp
+import pytest
+from qdrant_client import models
+
+from rag_streams.vectorstore import QdrantVectorStore
+
+pytestmark = pytest.mark.integration
+
+DOCS = ["chess-openings.md", "log-compaction.md", "circuit-breakers.md"]
+
+
+def corpus() -> dict[str, str]:
+    folder = resources.files("rag_streams") / "sample_corpus"
+    return {name: (folder / name).read_text() for name in DOCS}
+
+
+async def metric(pipeline: Any, name: str) -> float:
+    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{pipeline.port}/metrics") as r:
+        text = await r.text()
+    values = [float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)]
+    return sum(values)
+
+
+async def verify(pipeline: Any, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "rag_streams.cli",
+        "verify",
+        "--tenant",
+        "acme",
+        *args,
+        env=pipeline.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode()
+
+
+async def test_unchanged_reingest_skips_the_model_and_verify_repairs_drift(pipeline: Any) -> None:
+    docs = corpus()
+    async with pipeline.producer() as p:
+        for doc_id, text in docs.items():
+            await p.upsert("acme", doc_id, text, version=1)
+
+    async def at_version(v: int) -> bool:
+        points = await pipeline.points("acme")
+        return {pt["doc_id"] for pt in points} == set(docs) and {pt["version"] for pt in points} == {v}
+
+    await pipeline.wait_for(lambda: at_version(1), timeout=240, what="version 1 indexed")
+    n_points = len(await pipeline.points("acme"))
+    skipped_before = await metric(pipeline, "rag_embed_skipped_unchanged_total")
+    embedded_before = await metric(pipeline, "rag_embed_batch_size_sum")
+
+    # 1. The same corpus again, as version 2: every chunk is reused, the model is not run.
+    async with pipeline.producer() as p:
+        for doc_id, text in docs.items():
+            await p.upsert("acme", doc_id, text, version=2)
+    await pipeline.wait_for(lambda: at_version(2), timeout=240, what="version 2 indexed")
+    assert await metric(pipeline, "rag_embed_skipped_unchanged_total") - skipped_before == n_points
+    assert await metric(pipeline, "rag_embed_batch_size_sum") == embedded_before
+    assert len(await pipeline.points("acme")) == n_points
+
+    code, out = await verify(pipeline)
+    assert code == 0, out
+    assert "no drift" in out
+
+    # 2. Damage the collection behind the pipeline's back (worker stopped: it holds the store).
+    pipeline.worker.stop()
+    store = QdrantVectorStore.connect(
+        url=None, path=str(pipeline.settings.qdrant_location), prefix=pipeline.settings.collection_prefix
+    )
+    points = await store.points("acme")
+    lost, aged = points[0], points[1]
+    client = store._client
+    alias = store.alias("acme")
+    await store._run(lambda: client.delete(alias, points_selector=models.PointIdsList(points=[lost.id])))
+    await store._run(lambda: client.set_payload(alias, payload={"version": 1}, points=[aged.id]))
+    orphan = {**aged.payload, "doc_id": "gone.md", "version": 5}
+    vec = [0.1] * 384
+    await store._run(
+        lambda: client.upsert(
+            alias, [models.PointStruct(id="00000000-0000-4000-8000-000000000001", vector=vec, payload=orphan)]
+        )
+    )
+    await store.close()
+
+    code, out = await verify(pipeline)  # no worker: verify opens the embedded store itself
+    assert code == 1, out
+    assert "missing 1, stale 1, orphan 1, duplicate 0" in out
+
+    # 3. Repair through the pipeline, then verify again.
+    await pipeline.restart()
+    code, out = await verify(pipeline, "--repair")
+    assert code == 1 and "repair: replayed" in out, out
+
+    async def repaired() -> bool:
+        return (await verify(pipeline))[0] == 0
+
+    await pipeline.wait_for(repaired, timeout=240, what="verify to report no drift after --repair")
+    assert {pt["doc_id"] for pt in await pipeline.points("acme")} == set(docs)
