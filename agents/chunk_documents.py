@@ -13,7 +13,7 @@ from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
-from rag_streams.records import DELETE, REPAIR_HEADERS, RawDocument, is_repair, validate_raw
+from rag_streams.records import DELETE, REPAIR_HEADERS, RawDocument, is_repair, tombstone_delete, validate_raw
 from rag_streams.tables.versions import accepted_versions
 from rag_streams.versions import DocState, Verdict, judge
 
@@ -40,7 +40,16 @@ async def chunk_documents(stream: Any) -> None:
 
 
 async def _process(event: Any) -> None:
-    doc = decode_raw(event.message.key, event.message.value)
+    key = event.message.key
+    if event.message.value is None:  # a Kafka tombstone: delete the accepted version
+        state = DocState.from_json(accepted_versions.get(key.decode("utf-8", "replace") if key else ""))
+        tomb = tombstone_delete(key, None if state is None or state.deleted else state.version)
+        if tomb is None:
+            log.info("tombstone for %r: no live version to delete", key, extra={"stage": STAGE})
+            return
+        doc = tomb
+    else:
+        doc = decode_raw(key, event.message.value)
     repair = is_repair(event.message.headers)
     state = DocState.from_json(accepted_versions.get(doc.key))
     verdict = judge(state, doc.version, is_delete=doc.op == DELETE, repair=repair)

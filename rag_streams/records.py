@@ -114,6 +114,17 @@ class DeadLetter:
     time: int
 
 
+def tombstone_delete(key: bytes | None, accepted_version: int | None) -> RawDocument | None:
+    """A Kafka tombstone (null value) on the raw topic: a DELETE of the document at its accepted
+    version (a delete wins over an upsert of the same version). None when nothing was accepted."""
+    tenant, sep, doc_id = (key or b"").decode("utf-8", "replace").partition("/")
+    if not sep:
+        raise BadInput(f"tombstone key {key[:100] if key else key!r} is not tenant_id/doc_id")
+    if accepted_version is None:
+        return None
+    return validate_raw(RawDocument(tenant, doc_id, accepted_version, op=DELETE), max_bytes=1)
+
+
 def validate_raw(doc: RawDocument, *, max_bytes: int) -> RawDocument:
     """Check a decoded raw document against the input rules; raise BadInput naming the rule."""
     if not TENANT_RE.fullmatch(doc.tenant_id):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 
 from rag_streams.embedding import Embedder, SentenceTransformerEmbedder
@@ -47,6 +48,9 @@ class Services:
         return self._embedder
 
     def store(self) -> VectorStore:
+        if self._store is None and self.settings.vector_store is not None:
+            module, _, name = self.settings.vector_store.partition(":")
+            self._store = getattr(importlib.import_module(module), name)(self.settings)
         if self._store is None:
             s = self.settings
             s.qdrant_location.mkdir(parents=True, exist_ok=True)

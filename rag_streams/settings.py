@@ -60,6 +60,11 @@ class Settings:
         "RAG_QDRANT_PATH", "embedded Qdrant directory (default {RAG_DATA_DIR}/qdrant)", default=None
     )
     qdrant_api_key: str | None = _env("RAG_QDRANT_API_KEY", "API key of the Qdrant server", default=None)
+    vector_store: str | None = _env(
+        "RAG_VECTOR_STORE",
+        "module:callable that takes the Settings and returns a VectorStore; unset = qdrant-client",
+        default=None,
+    )
     collection_prefix: str = _env(
         "RAG_COLLECTION_PREFIX", "tenant alias is {prefix}_{tenant}, collections {prefix}_{tenant}__v{n}", default="rag"
     )
@@ -190,6 +195,8 @@ def _validate(s: Settings) -> None:
         raise _fail("chunk_overlap", f"must be >= 0 and < RAG_CHUNK_TOKENS ({s.chunk_tokens}), got {s.chunk_overlap}")
     if not 1 <= s.web_port <= 65535:
         raise _fail("web_port", f"must be a port number, got {s.web_port}")
+    if s.vector_store is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", s.vector_store):
+        raise _fail("vector_store", f"expected module:callable, got {s.vector_store!r}")
     if not re.fullmatch(r"[A-Za-z0-9._-]{1,100}", s.topic_prefix):
         raise _fail("topic_prefix", f"must be letters, digits, '.', '_' or '-', got {s.topic_prefix!r}")
     if not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", s.collection_prefix):

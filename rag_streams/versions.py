@@ -53,4 +53,5 @@ def judge(state: DocState | None, version: int, *, is_delete: bool, repair: bool
     # same version
     if state.deleted:
         return Verdict.DUPLICATE if is_delete else Verdict.STALE
-    return Verdict.STALE if is_delete else Verdict.CURRENT
+    # a delete and an upsert of one version: the delete wins, whichever comes first
+    return Verdict.APPLY if is_delete else Verdict.CURRENT

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -134,6 +135,15 @@ class Pipeline:
             ) as resp,
         ):
             return resp.status, orjson.loads(await resp.read())
+
+    async def metric(self, name: str) -> float:
+        """The sum of a metric's samples (over all labels) on the worker's /metrics."""
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
+            session.get(f"http://127.0.0.1:{self.port}/metrics") as resp,
+        ):
+            text = await resp.text()
+        return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
     async def points(self, tenant: str) -> list[dict[str, Any]]:
         status, body = await self.api("GET", f"/v1/tenants/{tenant}/points")

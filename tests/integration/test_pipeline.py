@@ -111,6 +111,22 @@ async def test_update_shrink_delete_and_stale(pipeline: Any, model: Any) -> None
     assert latest["acme/keep.md"] is None  # the delete's tombstone is the last record for the key
     assert RAW.decode(latest["acme/v.md"]).version == 20
 
+    # A Kafka tombstone on the raw topic deletes the accepted version; that version cannot come back.
+    stale_before = await pipeline.metric("rag_stale_writes_dropped_total")
+    async with pipeline.producer() as p:
+        await p.send_raw(b"acme/v.md", None)
+        await p.upsert("acme", "v.md", short_text, version=20)  # same version as the deleted one: stale
+    await drained(pipeline, "acme", {})
+
+    async def dropped() -> bool:
+        return await pipeline.metric("rag_stale_writes_dropped_total") > stale_before
+
+    await pipeline.wait_for(dropped, timeout=120, what="the upsert after the tombstone to be dropped as stale")
+    assert await pipeline.points("acme") == []
+    async with pipeline.producer() as p:
+        await p.upsert("acme", "v.md", short_text, version=21)  # a re-create with a higher version works
+    await drained(pipeline, "acme", expected_points(model, "acme", {"v.md": (21, short_text)}, pipeline.settings))
+
 
 async def test_transactions_dead_letters_and_avro_on_every_topic(pipeline: Any) -> None:
     raw_topic = pipeline.topics.raw

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import subprocess
 import sys
 from importlib import resources
 from typing import Any
 
-import aiohttp
 import pytest
 from qdrant_client import models
 
@@ -23,13 +21,6 @@ DOCS = ["chess-openings.md", "log-compaction.md", "circuit-breakers.md"]
 def corpus() -> dict[str, str]:
     folder = resources.files("rag_streams") / "sample_corpus"
     return {name: (folder / name).read_text() for name in DOCS}
-
-
-async def metric(pipeline: Any, name: str) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{pipeline.port}/metrics") as r:
-        text = await r.text()
-    values = [float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)]
-    return sum(values)
 
 
 async def verify(pipeline: Any, *args: str) -> tuple[int, str]:
@@ -61,16 +52,16 @@ async def test_unchanged_reingest_skips_the_model_and_verify_repairs_drift(pipel
 
     await pipeline.wait_for(lambda: at_version(1), timeout=240, what="version 1 indexed")
     n_points = len(await pipeline.points("acme"))
-    skipped_before = await metric(pipeline, "rag_embed_skipped_unchanged_total")
-    embedded_before = await metric(pipeline, "rag_embed_batch_size_sum")
+    skipped_before = await pipeline.metric("rag_embed_skipped_unchanged_total")
+    embedded_before = await pipeline.metric("rag_embed_batch_size_sum")
 
     # 1. The same corpus again, as version 2: every chunk is reused, the model is not run.
     async with pipeline.producer() as p:
         for doc_id, text in docs.items():
             await p.upsert("acme", doc_id, text, version=2)
     await pipeline.wait_for(lambda: at_version(2), timeout=240, what="version 2 indexed")
-    assert await metric(pipeline, "rag_embed_skipped_unchanged_total") - skipped_before == n_points
-    assert await metric(pipeline, "rag_embed_batch_size_sum") == embedded_before
+    assert await pipeline.metric("rag_embed_skipped_unchanged_total") - skipped_before == n_points
+    assert await pipeline.metric("rag_embed_batch_size_sum") == embedded_before
     assert len(await pipeline.points("acme")) == n_points
 
     code, out = await verify(pipeline)

@@ -312,3 +312,20 @@ def test_from_bytes_rejects_wrong_lengths(data: bytes, dim: int) -> None:
 def test_from_bytes_rejects_a_partial_float() -> None:
     with pytest.raises(ValueError):
         from_bytes(b"\x00" * 13, 3)
+
+
+def test_raw_tombstone_deletes_the_accepted_version() -> None:
+    from rag_streams.records import DELETE, tombstone_delete
+
+    doc = tombstone_delete(b"acme/guide/intro.md", 42)
+    assert doc is not None
+    assert (doc.tenant_id, doc.doc_id, doc.version, doc.op) == ("acme", "guide/intro.md", 42, DELETE)
+    assert tombstone_delete(b"acme/never-seen.md", None) is None
+
+
+@pytest.mark.parametrize("key", [None, b"", b"no-slash", b"BAD TENANT/x"])
+def test_raw_tombstone_with_a_bad_key_is_bad_input(key: bytes | None) -> None:
+    from rag_streams.records import tombstone_delete
+
+    with pytest.raises(BadInput):
+        tombstone_delete(key, 1)

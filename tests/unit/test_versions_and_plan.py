@@ -22,7 +22,7 @@ from rag_streams.versions import DocState, Verdict, judge
         (DocState(5), 4, False, Verdict.STALE),
         (DocState(5), 4, True, Verdict.STALE),
         (DocState(5), 5, False, Verdict.CURRENT),
-        (DocState(5), 5, True, Verdict.STALE),
+        (DocState(5), 5, True, Verdict.APPLY),  # same version: the delete wins, in either order
         (DocState(5, deleted=True), 6, False, Verdict.APPLY),
         (DocState(5, deleted=True), 6, True, Verdict.APPLY),
         (DocState(5, deleted=True), 5, False, Verdict.STALE),
@@ -229,7 +229,7 @@ def test_payload_carries_the_contract_fields() -> None:
         (DocState(5), 5, False, Verdict.REPAIR),  # re-apply the live version
         (DocState(5), 4, False, Verdict.STALE),  # never an older version of a live document
         (DocState(5), 4, True, Verdict.STALE),  # never delete a live document
-        (DocState(5), 5, True, Verdict.STALE),
+        (DocState(5), 5, True, Verdict.APPLY),
         (DocState(5, deleted=True), 5, True, Verdict.REPAIR),  # delete again what is deleted
         (DocState(5, deleted=True), 3, True, Verdict.REPAIR),
         (DocState(5, deleted=True), 5, False, Verdict.STALE),

@@ -1,0 +1,36 @@
+"""A VectorStore for RAG_VECTOR_STORE that stores the first N points, then has a lasting outage.
+
+Used by the worker subprocess of test_offsets_after_ack.py: ``RAG_VECTOR_STORE=outage_store:build``
+with ``RAG_TEST_OUTAGE_AFTER_POINTS=N`` (test code; the product never reads this variable).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from rag_streams.errors import TransientError
+from rag_streams.services import Services
+from rag_streams.settings import Settings
+from rag_streams.vectorstore import Point, VectorStore
+
+
+class OutageStore:
+    def __init__(self, inner: VectorStore, limit: int) -> None:
+        self._inner, self._limit, self.stored = inner, limit, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def upsert(self, tenant: str, points: Sequence[Point], *, version: int, same_version: bool = False) -> None:
+        if self.stored + len(points) > self._limit:
+            raise TransientError("injected vector store outage")
+        await self._inner.upsert(tenant, points, version=version, same_version=same_version)
+        self.stored += len(points)
+
+
+def build(settings: Settings) -> OutageStore:
+    inner = Services(dataclasses.replace(settings, vector_store=None)).store()  # the real embedded Qdrant
+    return OutageStore(inner, int(os.environ["RAG_TEST_OUTAGE_AFTER_POINTS"]))

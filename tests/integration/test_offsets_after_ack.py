@@ -1,0 +1,62 @@
+"""Offsets are committed only after the vector store acknowledged the write.
+
+The worker's store accepts N points and then fails every write (a lasting outage). The worker
+is killed with SIGKILL while it retries, and restarted with a healthy store: every document
+must arrive. Had an offset been committed before its write returned, the restarted worker
+would start past it and those chunks would be missing for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+OUTAGE_AFTER = 12
+
+
+def text_for(i: int) -> str:
+    words = " ".join(f"w{(i * 31 + j) % 97}" for j in range(450))
+    return f"Document {i}. {words}"
+
+
+async def test_a_store_outage_then_sigkill_skips_nothing(pipeline: Any) -> None:
+    pipeline.worker.stop()
+    healthy_env = dict(pipeline.worker.env)
+    pipeline.worker.env = {
+        **healthy_env,
+        "RAG_VECTOR_STORE": "outage_store:build",
+        "RAG_TEST_OUTAGE_AFTER_POINTS": str(OUTAGE_AFTER),
+        "PYTHONPATH": str(Path(__file__).parent),
+    }
+    await pipeline.restart()
+    n_docs = 20
+    async with pipeline.producer() as p:
+        for i in range(n_docs):
+            await p.upsert("acme", f"doc-{i}", text_for(i), version=1)
+
+    async def outage_reached() -> bool:
+        return "injected vector store outage" in pipeline.worker.log.read_text()
+
+    await pipeline.wait_for(outage_reached, timeout=240, what="the store outage to begin")
+    await asyncio.sleep(8)  # several of Faust's commit intervals pass while the write is retried
+    stored = len(await pipeline.points("acme"))
+    assert 0 < stored <= OUTAGE_AFTER
+    pipeline.worker.stop(signal.SIGKILL)
+
+    pipeline.worker.env = healthy_env
+    await pipeline.restart()
+
+    async def drained() -> bool:
+        points = await pipeline.points("acme")
+        last = {pt["doc_id"] for pt in points if pt["chunk_index"] == pt["chunk_count"] - 1}
+        return last == {f"doc-{i}" for i in range(n_docs)} and len(points) == sum(
+            pt["chunk_count"] for pt in points if pt["chunk_index"] == 0
+        )
+
+    await pipeline.wait_for(drained, timeout=300, what="every document after the outage and the kill")
