@@ -13,7 +13,16 @@ from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
-from rag_streams.records import DELETE, REPAIR_HEADERS, RawDocument, is_repair, tombstone_delete, validate_raw
+from rag_streams.records import (
+    DELETE,
+    REPAIR_HEADERS,
+    RawDocument,
+    doc_key,
+    is_repair,
+    parse_key,
+    tombstone_delete,
+    validate_raw,
+)
 from rag_streams.tables.versions import accepted_versions
 from rag_streams.versions import DocState, Verdict, judge
 
@@ -42,7 +51,7 @@ async def chunk_documents(stream: Any) -> None:
 async def _process(event: Any) -> None:
     key = event.message.key
     if event.message.value is None:  # a Kafka tombstone: delete the accepted version
-        state = DocState.from_json(accepted_versions.get(key.decode("utf-8", "replace") if key else ""))
+        state = DocState.from_json(accepted_versions.get(doc_key(*parse_key(key))))
         tomb = tombstone_delete(key, None if state is None or state.deleted else state.version)
         if tomb is None:
             log.info("tombstone for %r: no live version to delete", key, extra={"stage": STAGE})

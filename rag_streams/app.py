@@ -14,7 +14,7 @@ import faust
 from rag_streams.faust_compat import install_source_transactions
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
-from rag_streams.topics import TopicNames
+from rag_streams.topics import TopicNames, max_message_bytes
 
 log = logging.getLogger(__name__)
 settings = load_settings()
@@ -32,6 +32,7 @@ app = faust.App(
     topic_allow_declare=True,
     consumer_auto_offset_reset="earliest",
     producer_acks=-1,
+    producer_max_request_size=max_message_bytes(settings),
     web_bind=settings.web_host,
     web_port=settings.web_port,
     web_host=settings.web_host,

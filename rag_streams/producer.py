@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from rag_streams.codecs import RAW
 from rag_streams.records import DELETE, UPSERT, RawDocument, validate_raw
 from rag_streams.settings import Settings, load_settings
-from rag_streams.topics import TopicNames
+from rag_streams.topics import TopicNames, max_message_bytes
 
 __all__ = ["DocumentProducer", "next_version"]
 
@@ -40,7 +40,7 @@ class DocumentProducer:
             enable_idempotence=True,
             acks="all",
             linger_ms=5,
-            max_request_size=max(1_048_576, self.settings.max_doc_bytes + 65536),
+            max_request_size=max_message_bytes(self.settings),
             **producer_options,
         )
 

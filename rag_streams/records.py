@@ -117,12 +117,22 @@ class DeadLetter:
 def tombstone_delete(key: bytes | None, accepted_version: int | None) -> RawDocument | None:
     """A Kafka tombstone (null value) on the raw topic: a DELETE of the document at its accepted
     version (a delete wins over an upsert of the same version). None when nothing was accepted."""
-    tenant, sep, doc_id = (key or b"").decode("utf-8", "replace").partition("/")
-    if not sep:
-        raise BadInput(f"tombstone key {key[:100] if key else key!r} is not tenant_id/doc_id")
+    tenant, doc_id = parse_key(key)
     if accepted_version is None:
         return None
-    return validate_raw(RawDocument(tenant, doc_id, accepted_version, op=DELETE), max_bytes=1)
+    return RawDocument(tenant, doc_id, accepted_version, op=DELETE)
+
+
+def parse_key(key: bytes | None) -> tuple[str, str]:
+    """``tenant_id/doc_id`` of a message key, checked strictly (UTF-8, tenant and doc_id rules)."""
+    try:
+        tenant, sep, doc_id = (key or b"").decode("utf-8").partition("/")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"key {(key or b'')[:100]!r} is not UTF-8") from exc
+    if not sep:
+        raise BadInput(f"key {key[:100] if key else key!r} is not tenant_id/doc_id")
+    validate_raw(RawDocument(tenant, doc_id, 0, op=DELETE), max_bytes=0)
+    return tenant, doc_id
 
 
 def validate_raw(doc: RawDocument, *, max_bytes: int) -> RawDocument:

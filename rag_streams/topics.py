@@ -40,11 +40,18 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     """Every pipeline topic with its partitions and cleanup policy (all co-partitioned)."""
     names = TopicNames.for_prefix(settings.topic_prefix)
     n, rf = settings.topic_partitions, settings.topic_replication
-    delete = {"cleanup.policy": "delete"}
+    size = {"max.message.bytes": str(max_message_bytes(settings))}
+    delete = {"cleanup.policy": "delete", **size}
     return [
-        TopicSpec(names.raw, n, rf, {"cleanup.policy": "delete", "retention.ms": str(settings.raw_retention_ms)}),
-        TopicSpec(names.latest, n, rf, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}),
+        TopicSpec(names.raw, n, rf, {**delete, "retention.ms": str(settings.raw_retention_ms)}),
+        TopicSpec(names.latest, n, rf, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", **size}),
         TopicSpec(names.chunks, n, rf, delete),
         TopicSpec(names.embeddings, n, rf, delete),
-        TopicSpec(names.deadletter, n, rf, {"cleanup.policy": "delete", "retention.ms": str(30 * 24 * 3600 * 1000)}),
+        TopicSpec(names.deadletter, n, rf, {**delete, "retention.ms": str(30 * 24 * 3600 * 1000)}),
     ]
+
+
+def max_message_bytes(settings: Settings) -> int:
+    """The largest record any stage writes: a dead letter of a raw message just over the document
+    limit (its original bytes plus the error), with room for Avro and record overhead."""
+    return max(1_048_588, 2 * settings.max_doc_bytes + 131_072)

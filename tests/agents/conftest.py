@@ -14,23 +14,30 @@ from unittest.mock import AsyncMock, Mock
 
 import pytest
 
-# The Faust app reads its settings when first imported: in-memory tables, small chunks.
-os.environ.update(
-    {
-        "RAG_TABLE_STORE": "memory://",
-        "RAG_PROCESSING_GUARANTEE": "at_least_once",
-        "RAG_TOPIC_PREFIX": "agenttest",
-        "RAG_CHUNK_TOKENS": "20",
-        "RAG_CHUNK_OVERLAP": "4",
-        "RAG_EMBED_BATCH": "8",
-        "RAG_EMBED_WINDOW_S": "0.1",
-    }
-)
+# The Faust app reads its settings when first imported: in-memory tables, small chunks. The
+# variables are removed again right after, so they never reach other tests' worker processes.
+_AGENT_ENV = {
+    "RAG_TABLE_STORE": "memory://",
+    "RAG_PROCESSING_GUARANTEE": "at_least_once",
+    "RAG_TOPIC_PREFIX": "agenttest",
+    "RAG_CHUNK_TOKENS": "20",
+    "RAG_CHUNK_OVERLAP": "4",
+    "RAG_EMBED_BATCH": "8",
+    "RAG_EMBED_WINDOW_S": "0.1",
+}
+_saved = {k: os.environ.get(k) for k in _AGENT_ENV}
+os.environ.update(_AGENT_ENV)
 
-from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services
-from rag_streams.embedding import HashingEmbedder
-from rag_streams.tables import versions as tables
-from rag_streams.vectorstore import QdrantVectorStore
+from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services  # noqa: E402
+from rag_streams.embedding import HashingEmbedder  # noqa: E402
+from rag_streams.tables import versions as tables  # noqa: E402
+from rag_streams.vectorstore import QdrantVectorStore  # noqa: E402
+
+for _k, _v in _saved.items():
+    if _v is None:
+        os.environ.pop(_k, None)
+    else:
+        os.environ[_k] = _v
 
 
 class Sent:

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 
 from rag_streams.codecs import DEADLETTER, MAGIC, RAW
 from rag_streams.errors import BadInput
-from rag_streams.records import RawDocument, validate_raw
+from rag_streams.records import RawDocument, parse_key, validate_raw
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,10 @@ bad_tenants = ["", "ACME", "a b", "a" * 65, "acmé", "acme/x", "acme\n", "../etc
 CLASSES: dict[str, Callable[[random.Random], Msg]] = {
     "random-bytes": lambda r: (r.randbytes(r.randint(1, 300)), r.choice([b"acme/x", None, r.randbytes(8)])),
     "empty-value": lambda r: (b"", b"acme/x"),
-    "tombstone": lambda r: (None, r.choice([b"acme/x", b""])),  # aiokafka refuses no key and no value
+    "bad-key-tombstone": lambda r: (
+        None,
+        r.choice([b"", b"acme", b"ACME/x.md", b"acme/", b"acme/\xff.md", r.randbytes(4).replace(b"/", b"")]),
+    ),
     "short-header": lambda r: (MAGIC + r.randbytes(r.randint(0, 7)), b"acme/x"),
     "wrong-magic": lambda r: (r.choice([b"\xc3\x00", b"\x00\x01", b"Obj"]) + RAW.header[2:] + body(), b"acme/d.md"),
     "wrong-fingerprint": lambda r: (MAGIC + r.randbytes(8) + body(), b"acme/d.md"),
@@ -100,7 +103,13 @@ CLASSES: dict[str, Callable[[random.Random], Msg]] = {
 
 
 def rejected(value: bytes | None, key: bytes | None) -> bool:
-    """What the chunk stage does (agents/chunk_documents.decode_raw): True when it raises BadInput."""
+    """What the chunk stage does (agents/chunk_documents._process): True when it raises BadInput."""
+    if value is None:  # a tombstone deletes the accepted version of tenant/doc_id: its key is checked
+        try:
+            parse_key(key)
+        except BadInput:
+            return True
+        return False
     try:
         d = validate_raw(RAW.decode(value), max_bytes=MAX_BYTES)
     except BadInput:
@@ -111,7 +120,7 @@ def rejected(value: bytes | None, key: bytes | None) -> bool:
 def malformed(seed: int) -> list[tuple[str, Msg]]:
     r, out = random.Random(seed), []
     for name, make in CLASSES.items():
-        made = [m for m in (make(r) for _ in range(PER_CLASS * 3)) if rejected(*m)][:PER_CLASS]
+        made = [m for m in (make(r) for _ in range(PER_CLASS * 10)) if rejected(*m)][:PER_CLASS]
         assert len(made) == PER_CLASS, f"{name}: only {len(made)} candidates are malformed"
         out += [(name, m) for m in made]
     return out
