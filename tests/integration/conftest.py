@@ -86,10 +86,8 @@ class Pipeline:
     def __init__(self, kafka: LocalKafka, tmp: Path) -> None:
         run = uuid.uuid4().hex[:8]
         self.port = free_port()
-        # Only this pipeline's RAG_* settings reach the worker: another test module's process-wide
-        # settings (the agent tests run at_least_once on memory tables) must not leak into it.
         self.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("RAG_")},
+            **os.environ,
             "RAG_KAFKA_BOOTSTRAP": kafka.bootstrap,
             "RAG_TOPIC_PREFIX": f"t{run}",
             "RAG_APP_ID": f"rag-test-{run}",

@@ -1,4 +1,4 @@
-"""A VectorStore for RAG_VECTOR_STORE that stores the first N points, then has a lasting outage.
+"""A VectorStore for RAG_VECTOR_STORE that stores batches until N points are in, then has a lasting outage.
 
 Used by the worker subprocess of test_offsets_after_ack.py: ``RAG_VECTOR_STORE=outage_store:build``
 with ``RAG_TEST_OUTAGE_AFTER_POINTS=N`` (test code; the product never reads this variable).
@@ -25,7 +25,7 @@ class OutageStore:
         return getattr(self._inner, name)
 
     async def upsert(self, tenant: str, points: Sequence[Point], *, version: int, same_version: bool = False) -> None:
-        if self.stored + len(points) > self._limit:
+        if self.stored >= self._limit:
             raise TransientError("injected vector store outage")
         await self._inner.upsert(tenant, points, version=version, same_version=same_version)
         self.stored += len(points)
