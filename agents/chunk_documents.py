@@ -59,8 +59,8 @@ async def _process(event: Any) -> None:
         doc = tomb
     else:
         doc = decode_raw(key, event.message.value)
+        state = DocState.from_json(accepted_versions.get(doc.key))
     repair = is_repair(event.message.headers)
-    state = DocState.from_json(accepted_versions.get(doc.key))
     verdict = judge(state, doc.version, is_delete=doc.op == DELETE, repair=repair)
     if verdict not in (Verdict.APPLY, Verdict.REPAIR):
         if verdict is Verdict.STALE:

@@ -21,7 +21,7 @@ from enum import Enum
 
 from rag_streams.records import DELETE, Chunk
 
-__all__ = ["Action", "EmbedPlan", "doc_key_of", "plan_embeddings", "slot_of"]
+__all__ = ["Action", "EmbedPlan", "plan_embeddings", "slot_of"]
 
 
 class Action(Enum):
@@ -35,17 +35,11 @@ def slot_of(chunk: Chunk) -> str:
     return f"{chunk.tenant_id}/{chunk.doc_id}/{chunk.chunk_index}"
 
 
-def doc_key_of(chunk: Chunk) -> str:
-    return chunk.key
-
-
 @dataclass
 class EmbedPlan:
     actions: list[Action] = field(default_factory=list)
-    #: table writes in order: (table, key, value); value None removes the key
-    slot_writes: dict[str, list[object] | None] = field(default_factory=dict)
-    doc_writes: dict[str, list[object]] = field(default_factory=dict)
-    #: position in the batch -> the table writes it causes (written under its event)
+    #: position in the batch -> the table writes it causes, in order: (table "slot" | "doc", key,
+    #: value); value None removes the key. Each is written under the event that caused it.
     writes_by_position: dict[int, list[tuple[str, str, list[object] | None]]] = field(default_factory=dict)
 
 
@@ -61,14 +55,10 @@ def plan_embeddings(
 
     def write(pos: int, table: str, key: str, value: list[object] | None) -> None:
         plan.writes_by_position.setdefault(pos, []).append((table, key, value))
-        if table == "slot":
-            slot_state[key] = plan.slot_writes[key] = value
-        else:
-            assert value is not None
-            doc_state[key] = plan.doc_writes[key] = value
+        (slot_state if table == "slot" else doc_state)[key] = value
 
     for pos, (chunk, repair) in enumerate(zip(chunks, repairs, strict=True)):
-        dkey = doc_key_of(chunk)
+        dkey = chunk.key
         doc = doc_state.get(dkey)
         doc_version = int(doc[0]) if doc else -1  # type: ignore[call-overload]
         known_count = int(doc[1]) if doc else 0  # type: ignore[call-overload]

@@ -37,8 +37,11 @@ class Drift:
     stale: list[tuple[Expected, Mapping[str, Any]]] = field(default_factory=list)
     orphans: list[Mapping[str, Any]] = field(default_factory=list)
     duplicates: list[Mapping[str, Any]] = field(default_factory=list)
-    checked_docs: int = 0
     checked_points: int = 0
+
+    @property
+    def checked_docs(self) -> int:
+        return len(self.live_docs)
 
     @property
     def ok(self) -> bool:
@@ -96,7 +99,6 @@ def compare(expected: Mapping[str, Expected], points: Iterable[Mapping[str, Any]
     """Classify every expected and every actual point. ``points`` carry ``id`` and the payload."""
     drift = Drift()
     drift.live_docs = {e.doc_id for e in expected.values()}
-    drift.checked_docs = len(drift.live_docs)
     by_slot: dict[tuple[str, int], list[Mapping[str, Any]]] = defaultdict(list)
     seen: set[str] = set()
     for p in points:

@@ -145,6 +145,12 @@ class Pipeline:
             text = await resp.text()
         return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
 
+    async def holds_exactly(self, tenant: str, docs: set[tuple[str, int]]) -> bool:
+        """Whether the tenant's points are every chunk of exactly these (doc_id, version) and nothing else."""
+        points = await self.points(tenant)
+        complete = {(pt["doc_id"], pt["version"]) for pt in points if pt["chunk_index"] == pt["chunk_count"] - 1}
+        return complete == docs and len(points) == sum(pt["chunk_count"] for pt in points if pt["chunk_index"] == 0)
+
     async def points(self, tenant: str) -> list[dict[str, Any]]:
         status, body = await self.api("GET", f"/v1/tenants/{tenant}/points")
         assert status == 200, body

@@ -62,11 +62,7 @@ async def test_sigkill_mid_stream_no_duplicates_and_exact_final_state(pipeline: 
     expected_docs = {f"doc-{i}": (2 if i % 4 == 0 else 1) for i in range(n_docs) if i not in deleted}
 
     async def drained() -> bool:
-        points = await pipeline.points("acme")
-        complete = {(pt["doc_id"], pt["version"]) for pt in points if pt["chunk_index"] == pt["chunk_count"] - 1}
-        return complete == set(expected_docs.items()) and len(points) == sum(
-            pt["chunk_count"] for pt in points if pt["chunk_index"] == 0
-        )
+        return await pipeline.holds_exactly("acme", set(expected_docs.items()))
 
     await pipeline.wait_for(drained, timeout=400, what="the pipeline to drain after the restart")
     points = await pipeline.points("acme")

@@ -59,10 +59,6 @@ async def test_a_store_outage_then_sigkill_skips_nothing(pipeline: Any) -> None:
     await pipeline.restart()
 
     async def drained() -> bool:
-        points = await pipeline.points("acme")
-        last = {pt["doc_id"] for pt in points if pt["chunk_index"] == pt["chunk_count"] - 1}
-        return last == {f"doc-{i}" for i in range(n_docs)} and len(points) == sum(
-            pt["chunk_count"] for pt in points if pt["chunk_index"] == 0
-        )
+        return await pipeline.holds_exactly("acme", {(f"doc-{i}", 1) for i in range(n_docs)})
 
     await pipeline.wait_for(drained, timeout=300, what="every document after the outage and the kill")
