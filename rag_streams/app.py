@@ -8,10 +8,12 @@ stages of its roles.
 from __future__ import annotations
 
 import logging
+from typing import Any, cast
 
 import faust
 
-from rag_streams.faust_compat import install_source_transactions
+from rag_streams.diagnostics import await_chains, partition_states
+from rag_streams.faust_compat import install_ordered_stream_resume, install_source_transactions
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
 from rag_streams.topics import TopicNames, max_message_bytes
@@ -19,6 +21,7 @@ from rag_streams.topics import TopicNames, max_message_bytes
 log = logging.getLogger(__name__)
 settings = load_settings()
 install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
+install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(
@@ -64,3 +67,14 @@ async def check_processing_guarantee() -> None:
     log.info("processing guarantee %s: Kafka transactions %s", settings.processing_guarantee, "on" if actual else "off")
     if wanted != actual:
         await app.crash(RuntimeError(f"processing guarantee {settings.processing_guarantee} but transactions={actual}"))
+
+
+@app.timer(10.0)
+async def log_diagnostics() -> None:
+    """At debug level: partition offsets and task await chains, to explain a stall (see diagnostics)."""
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("partitions %s", partition_states(app))
+        for chain in await_chains():
+            log.debug("task %s", chain)
+        for chain in await_chains(cast(Any, app.consumer)._thread.thread_loop):
+            log.debug("consumer thread task %s", chain)

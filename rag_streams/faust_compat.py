@@ -23,6 +23,15 @@
    :func:`discard_local_tables` removes the local stores before a worker starts, and Faust
    restores every table from its changelog with a read_committed consumer: table state is then
    exactly what committed transactions wrote.
+
+4. When table recovery completes, Faust resumes the stream partitions, awaits the seek to the
+   committed offsets, and only then calls ``flow_control.resume()``, which *clears every stream
+   queue* (meant for events of the previous generation). Whatever was fetched during that seek
+   (a restarted worker with a backlog fetches at once) is dropped after its fetch position moved
+   on: those messages are never processed, and once later offsets are acked Faust commits past
+   them. Found by tests/integration/test_offsets_after_ack.py (documents missing after a restart,
+   the worker idle with lag). :func:`install_ordered_stream_resume` clears the queues first and
+   resumes the stream partitions last, after the seek.
 """
 
 from __future__ import annotations
@@ -35,9 +44,15 @@ from pathlib import Path
 from typing import Any
 
 from faust.streams import _current_event, current_event
+from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 
-__all__ = ["acting_on", "discard_local_tables", "install_source_transactions"]
+__all__ = [
+    "acting_on",
+    "discard_local_tables",
+    "install_ordered_stream_resume",
+    "install_source_transactions",
+]
 
 
 @contextmanager
@@ -77,6 +92,37 @@ async def _send_in_source_transaction(
 def install_source_transactions() -> None:
     """Route sends made for an event through its source partition's transaction (idempotent)."""
     TransactionManager.send = _send_in_source_transaction  # type: ignore[method-assign,assignment]
+
+
+def _stream_partitions_resumed_last(original: Any) -> Any:
+    async def resume_in_order(self: Recovery, generation_id: int = 0) -> None:
+        consumer: Any = self.app.consumer
+        flow_control: Any = self.app.flow_control
+        flow_control.resume()  # drop the previous generation's events before any new one arrives
+        deferred: set[Any] = set()
+        consumer.resume_partitions = deferred.update  # the original seeks with streams still paused
+        flow_control.clear = _keep_queues  # and its flow_control.resume() keeps what arrives after
+        try:
+            await original(self, generation_id)
+        finally:
+            del consumer.resume_partitions, flow_control.clear
+        if deferred and self.app.consumer_generation_id == generation_id:
+            consumer.resume_partitions(deferred)
+
+    resume_in_order.__wrapped__ = original  # type: ignore[attr-defined]
+    return resume_in_order
+
+
+def _keep_queues() -> None:
+    pass
+
+
+def install_ordered_stream_resume() -> None:
+    """Resume stream partitions only after the seek and the queue clearing (idempotent)."""
+    for name in ("on_recovery_completed", "_resume_streams"):
+        method = getattr(Recovery, name)
+        if not hasattr(method, "__wrapped__"):
+            setattr(Recovery, name, _stream_partitions_resumed_last(method))
 
 
 def discard_local_tables(tabledir: Path) -> bool:

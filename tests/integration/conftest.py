@@ -96,7 +96,7 @@ class Pipeline:
             "RAG_TOPIC_PARTITIONS": "3",
             "RAG_EMBED_BATCH": "32",
             "RAG_EMBED_WINDOW_S": "0.3",
-            "RAG_LOG_LEVEL": "info",
+            "RAG_LOG_LEVEL": os.environ.get("RAG_TEST_WORKER_LOG_LEVEL", "info"),
         }
         self.settings: Settings = load_settings(
             {k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None

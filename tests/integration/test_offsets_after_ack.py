@@ -25,11 +25,6 @@ def text_for(i: int) -> str:
     return f"Document {i}. {words}"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 3: after the SIGKILL the restarted worker can stall before processing anything "
-    "(Faust table recovery under exactly_once; same stall as test_crash.py); under investigation",
-)
 async def test_a_store_outage_then_sigkill_skips_nothing(pipeline: Any) -> None:
     pipeline.worker.stop()
     healthy_env = dict(pipeline.worker.env)
