@@ -176,6 +176,23 @@ class Pipeline:
             await asyncio.sleep(0.5)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
+    async def verify(self, tenant: str, *args: str) -> tuple[int, str]:
+        """`rag-streams verify --tenant T [args]`: the invariant checker. Returns (exit code, output)."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "rag_streams.cli",
+            "verify",
+            "--tenant",
+            tenant,
+            *args,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        return proc.returncode or 0, out.decode()
+
     async def read_topic(self, topic: str, *, isolation: str = "read_committed") -> list[Any]:
         """Every record of a topic, from the beginning to the current end."""
         consumer = AIOKafkaConsumer(

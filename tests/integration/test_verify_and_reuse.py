@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from importlib import resources
 from typing import Any
 
@@ -21,23 +18,6 @@ DOCS = ["chess-openings.md", "log-compaction.md", "circuit-breakers.md"]
 def corpus() -> dict[str, str]:
     folder = resources.files("rag_streams") / "sample_corpus"
     return {name: (folder / name).read_text() for name in DOCS}
-
-
-async def verify(pipeline: Any, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "rag_streams.cli",
-        "verify",
-        "--tenant",
-        "acme",
-        *args,
-        env=pipeline.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    out, _ = await proc.communicate()
-    return proc.returncode or 0, out.decode()
 
 
 async def test_unchanged_reingest_skips_the_model_and_verify_repairs_drift(pipeline: Any) -> None:
@@ -64,7 +44,7 @@ async def test_unchanged_reingest_skips_the_model_and_verify_repairs_drift(pipel
     assert await pipeline.metric("rag_embed_batch_size_sum") == embedded_before
     assert len(await pipeline.points("acme")) == n_points
 
-    code, out = await verify(pipeline)
+    code, out = await pipeline.verify("acme")
     assert code == 0, out
     assert "no drift" in out
 
@@ -88,17 +68,17 @@ async def test_unchanged_reingest_skips_the_model_and_verify_repairs_drift(pipel
     )
     await store.close()
 
-    code, out = await verify(pipeline)  # no worker: verify opens the embedded store itself
+    code, out = await pipeline.verify("acme")  # no worker: verify opens the embedded store itself
     assert code == 1, out
     assert "missing 1, stale 1, orphan 1, duplicate 0" in out
 
     # 3. Repair through the pipeline, then verify again.
     await pipeline.restart()
-    code, out = await verify(pipeline, "--repair")
+    code, out = await pipeline.verify("acme", "--repair")
     assert code == 1 and "repair: replayed" in out, out
 
     async def repaired() -> bool:
-        return (await verify(pipeline))[0] == 0
+        return (await pipeline.verify("acme"))[0] == 0
 
     await pipeline.wait_for(repaired, timeout=240, what="verify to report no drift after --repair")
     assert {pt["doc_id"] for pt in await pipeline.points("acme")} == set(docs)
