@@ -8,11 +8,10 @@ stages of its roles.
 from __future__ import annotations
 
 import logging
-from typing import Any, cast
 
 import faust
 
-from rag_streams.diagnostics import await_chains, partition_states
+from rag_streams.diagnostics import log_stall_view
 from rag_streams.faust_compat import install_ordered_stream_resume, install_source_transactions
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
@@ -69,12 +68,5 @@ async def check_processing_guarantee() -> None:
         await app.crash(RuntimeError(f"processing guarantee {settings.processing_guarantee} but transactions={actual}"))
 
 
-@app.timer(10.0)
-async def log_diagnostics() -> None:
-    """At debug level: partition offsets and task await chains, to explain a stall (see diagnostics)."""
-    if log.isEnabledFor(logging.DEBUG):
-        log.debug("partitions %s", partition_states(app))
-        for chain in await_chains():
-            log.debug("task %s", chain)
-        for chain in await_chains(cast(Any, app.consumer)._thread.thread_loop):
-            log.debug("consumer thread task %s", chain)
+if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)
+    app.timer(10.0)(log_stall_view(app))

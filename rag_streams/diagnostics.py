@@ -15,9 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["await_chains", "partition_states"]
+__all__ = ["await_chains", "log_stall_view", "partition_states"]
+
+log = logging.getLogger(__name__)
+
+
+def log_stall_view(app: Any) -> Callable[[], Awaitable[None]]:
+    """A timer body that logs both views at debug level, for the main and the consumer thread loop."""
+
+    async def log_stall_view() -> None:
+        log.debug("partitions %s", partition_states(app))
+        for chain in await_chains():
+            log.debug("task %s", chain)
+        for chain in await_chains(app.consumer._thread.thread_loop):
+            log.debug("consumer thread task %s", chain)
+
+    return log_stall_view
 
 
 def partition_states(app: Any) -> dict[str, dict[str, Any]]:
