@@ -12,7 +12,12 @@ import logging
 import faust
 
 from rag_streams.diagnostics import log_stall_view
-from rag_streams.faust_compat import install_ordered_stream_resume, install_source_transactions
+from rag_streams.faust_compat import (
+    install_buffer_drain_before_commit,
+    install_commit_on_revoke,
+    install_ordered_stream_resume,
+    install_source_transactions,
+)
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
 from rag_streams.topics import TopicNames, max_message_bytes
@@ -21,6 +26,8 @@ log = logging.getLogger(__name__)
 settings = load_settings()
 install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
 install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
+install_commit_on_revoke()  # no transaction stays open through a rebalance
+install_buffer_drain_before_commit()  # table changelog records commit with their events
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(
@@ -33,6 +40,8 @@ app = faust.App(
     topic_replication_factor=settings.topic_replication,
     topic_allow_declare=True,
     consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     producer_acks=-1,
     producer_max_request_size=max_message_bytes(settings),
     web_bind=settings.web_host,

@@ -32,10 +32,33 @@
    them. Found by tests/integration/test_offsets_after_ack.py (documents missing after a restart,
    the worker idle with lag). :func:`install_ordered_stream_resume` clears the queues first and
    resumes the stream partitions last, after the seek.
+
+5. Under ``exactly_once`` Faust only *flushes* when partitions are revoked; the open transactions
+   stay open through the rebalance (``begin_transaction`` then warns "IN_TRANSACTION ->
+   IN_TRANSACTION") while table recovery runs again. Recovery reads each changelog's highwater
+   with a read_committed consumer, so it sees the partition end *before* this worker's own open
+   transaction, below the offset the store persisted when it sent those changelog records:
+   Faust crashes with ``ConsistencyError("The persisted offset ... is higher than the last
+   offset")``. Found by tests/integration/test_crash.py (a worker restarted after a SIGKILL
+   crashed when the killed member's session expired and the group rebalanced).
+   :func:`install_commit_on_revoke` commits, when partitions are revoked, the acked offsets with
+   the outputs of their events, and any transaction still open, before the rebalance goes on:
+   what Kafka Streams does under eager rebalancing.
+
+6. Table writes do not reach Kafka when they are made: their changelog records wait in Faust's
+   ``ProducerBuffer`` for a background task. A transactional commit does not wait for that
+   buffer, so a changelog record can land in a later transaction than its event's offset; and
+   on revocation Faust ends the transactions (``commit_and_end_transactions``) *before* it
+   flushes the buffer, whose sends then fail with ``IllegalOperation("Can't send messages
+   while not in transaction")`` and crash the worker. Found by tests/integration/test_crash.py
+   (a rebalance while the restarted worker processed its first batch).
+   :func:`install_buffer_drain_before_commit` hands every buffered record to its transaction
+   (and waits for the one the background task may be sending) before Faust commits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import weakref
 from collections.abc import Awaitable, Iterator
@@ -46,10 +69,13 @@ from typing import Any
 from faust.streams import _current_event, current_event
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
+from faust.transport.producer import ProducerBuffer
 
 __all__ = [
     "acting_on",
     "discard_local_tables",
+    "install_buffer_drain_before_commit",
+    "install_commit_on_revoke",
     "install_ordered_stream_resume",
     "install_source_transactions",
 ]
@@ -123,6 +149,74 @@ def install_ordered_stream_resume() -> None:
         method = getattr(Recovery, name)
         if not hasattr(method, "__wrapped__"):
             setattr(Recovery, name, _stream_partitions_resumed_last(method))
+
+
+def _commits_on_revoke(original: Any) -> Any:
+    async def commit_then_revoke(self: TransactionManager, revoked: set[Any]) -> None:
+        await original(self, revoked)  # flush what was produced
+        consumer: Any = self.consumer
+        await consumer.maybe_wait_for_commit_to_finish()  # a commit in flight ends first
+        await consumer.force_commit(start_new_transaction=False)  # acked offsets + their outputs
+        producer: Any = self.producer
+        for tid in sorted(self._tps_to_transactional_ids(revoked)):
+            txn = producer._transaction_producers.get(tid)
+            if txn is not None and txn._txn_manager.is_in_transaction():  # outputs with no offset to commit
+                await producer.commit_transaction(tid)
+
+    commit_then_revoke.__wrapped__ = original  # type: ignore[attr-defined]
+    return commit_then_revoke
+
+
+def install_commit_on_revoke() -> None:
+    """Commit open transactions when partitions are revoked, before recovery runs again (idempotent)."""
+    if not hasattr(TransactionManager.on_partitions_revoked, "__wrapped__"):
+        TransactionManager.on_partitions_revoked = _commits_on_revoke(  # type: ignore[method-assign]
+            TransactionManager.on_partitions_revoked
+        )
+
+
+_in_flight: dict[int, int] = {}  # id(ProducerBuffer) -> records its background task is sending
+
+
+def _tracks_in_flight(original: Any) -> Any:
+    async def send_pending(self: ProducerBuffer, fut: Any) -> None:
+        _in_flight[id(self)] = _in_flight.get(id(self), 0) + 1
+        try:
+            await original(self, fut)
+        finally:
+            _in_flight[id(self)] -= 1
+
+    send_pending.__wrapped__ = original  # type: ignore[attr-defined]
+    return send_pending
+
+
+async def drain_producer_buffer(buffer: ProducerBuffer) -> None:
+    """Hand every buffered record to the producer, including one the background task is sending."""
+    while True:
+        while not buffer.pending.empty():
+            await buffer._send_pending(buffer.pending.get_nowait())
+        if not _in_flight.get(id(buffer)):
+            return
+        await asyncio.sleep(0)  # the background task's send has not returned yet
+
+
+def _drains_buffer_first(original: Any) -> Any:
+    async def commit(self: TransactionManager, offsets: Any, start_new_transaction: bool = True) -> bool:
+        producer: Any = self.app.producer
+        await drain_producer_buffer(producer.buffer)
+        result: bool = await original(self, offsets, start_new_transaction)
+        return result
+
+    commit.__wrapped__ = original  # type: ignore[attr-defined]
+    return commit
+
+
+def install_buffer_drain_before_commit() -> None:
+    """Send buffered changelog records before every transactional commit (idempotent)."""
+    if not hasattr(ProducerBuffer._send_pending, "__wrapped__"):
+        ProducerBuffer._send_pending = _tracks_in_flight(ProducerBuffer._send_pending)  # type: ignore[method-assign]
+    if not hasattr(TransactionManager.commit, "__wrapped__"):
+        TransactionManager.commit = _drains_buffer_first(TransactionManager.commit)  # type: ignore[method-assign]
 
 
 def discard_local_tables(tabledir: Path) -> bool:

@@ -8,6 +8,7 @@ environment wins).
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -43,6 +44,11 @@ class Settings:
     )
     app_id: str = _env(
         "RAG_APP_ID", "Faust application id (consumer group and transactional id prefix)", default="rag-streams"
+    )
+    session_timeout_s: float = _env(
+        "RAG_SESSION_TIMEOUT_S",
+        "consumer group session timeout: how soon a killed worker's partitions move (broker allows 6-1800)",
+        default=45.0,
     )
     processing_guarantee: str = _env("RAG_PROCESSING_GUARANTEE", "exactly_once | at_least_once", default="exactly_once")
     data_dir: Path = _env(
@@ -87,6 +93,16 @@ class Settings:
     tenant_upsert_rate: float = _env(
         "RAG_TENANT_UPSERT_RATE", "per-tenant token bucket for Qdrant upserts (points/s)", default=1000.0
     )
+    reindex_upsert_rate: float = _env(
+        "RAG_REINDEX_UPSERT_RATE",
+        "token bucket of `reindex` bulk upserts (points/s): keep it below RAG_TENANT_UPSERT_RATE so live writes stay fresh",
+        default=200.0,
+    )
+    reindex_grace_s: float = _env(
+        "RAG_REINDEX_GRACE_S",
+        "seconds `reindex` keeps the old collection after flipping the alias (queries in flight finish), then drops it",
+        default=60.0,
+    )
     redis_url: str = _env("RAG_REDIS_URL", "Redis URL of the query cache", default="redis://127.0.0.1:6379/0")
     cache_ttl: int = _env("RAG_CACHE_TTL", "seconds a cached search answer lives", default=300)
     api_keys: str = _env("RAG_API_KEYS", "comma list of key:tenant; empty = no auth (development only)", default="")
@@ -102,6 +118,12 @@ class Settings:
     )
     log_format: str = _env("RAG_LOG_FORMAT", "json | console", default="console")
     log_level: str = _env("RAG_LOG_LEVEL", "debug | info | warning | error", default="info")
+    lag_interval_s: float = _env(
+        "RAG_LAG_INTERVAL_S",
+        "seconds between the worker's reads of its group's consumer lag (rag_kafka_consumer_lag,"
+        " rag_drain_time_seconds; exported by the group leader); 0 = off",
+        default=15.0,
+    )
     kafka_home: Path = _env(
         "RAG_KAFKA_HOME",
         "where `rag-streams kafka` caches jars and keeps broker data",
@@ -174,6 +196,7 @@ _POSITIVE = {
     "max_doc_bytes",
     "upsert_rate",
     "tenant_upsert_rate",
+    "reindex_upsert_rate",
     "cache_ttl",
     "embed_window_s",
 }
@@ -193,6 +216,12 @@ def _validate(s: Settings) -> None:
             raise _fail(attr, f"must be > 0, got {getattr(s, attr)!r}")
     if not 0 <= s.chunk_overlap < s.chunk_tokens:
         raise _fail("chunk_overlap", f"must be >= 0 and < RAG_CHUNK_TOKENS ({s.chunk_tokens}), got {s.chunk_overlap}")
+    if not 6 <= s.session_timeout_s <= 1800:
+        raise _fail("session_timeout_s", f"must be within the broker's 6..1800 seconds, got {s.session_timeout_s}")
+    if not 0 <= s.lag_interval_s < math.inf:  # also refuses nan
+        raise _fail("lag_interval_s", f"must be a finite number >= 0 (0 = off), got {s.lag_interval_s!r}")
+    if s.reindex_grace_s < 0:
+        raise _fail("reindex_grace_s", f"must be >= 0, got {s.reindex_grace_s}")
     if not 1 <= s.web_port <= 65535:
         raise _fail("web_port", f"must be a port number, got {s.web_port}")
     if s.vector_store is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", s.vector_store):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,7 @@ class Pipeline:
             "RAG_TOPIC_PARTITIONS": "3",
             "RAG_EMBED_BATCH": "32",
             "RAG_EMBED_WINDOW_S": "0.3",
+            "RAG_SESSION_TIMEOUT_S": "10",  # a SIGKILLed worker's partitions move in seconds, not 45 s
             "RAG_LOG_LEVEL": os.environ.get("RAG_TEST_WORKER_LOG_LEVEL", "info"),
         }
         self.settings: Settings = load_settings(
@@ -192,6 +194,18 @@ class Pipeline:
         )
         out, _ = await proc.communicate()
         return proc.returncode or 0, out.decode()
+
+    async def committed_chunk_keys(self) -> tuple[Counter[Any], Counter[Any]]:
+        """How often each (doc_id, version, chunk_index, op) is on the chunk and on the embedding
+        topic, as read_committed consumers see them: exactly-once between topics means once."""
+        from rag_streams.codecs import CHUNK, EMBEDDING
+
+        chunks = [CHUNK.decode(r.value) for r in await self.read_topic(self.topics.chunks)]
+        embeddings = [EMBEDDING.decode(r.value) for r in await self.read_topic(self.topics.embeddings)]
+        return (
+            Counter((c.doc_id, c.version, c.chunk_index, c.op) for c in chunks),
+            Counter((e.doc_id, e.version, e.chunk_index, e.op) for e in embeddings),
+        )
 
     async def read_topic(self, topic: str, *, isolation: str = "read_committed") -> list[Any]:
         """Every record of a topic, from the beginning to the current end."""

@@ -58,6 +58,8 @@ def test_values_are_converted_to_field_types() -> None:
         ({"RAG_LOG_FORMAT": "xml"}, "RAG_LOG_FORMAT"),
         ({"RAG_WEB_PORT": "70000"}, "RAG_WEB_PORT"),
         ({"RAG_UPSERT_RATE": "fast"}, "RAG_UPSERT_RATE"),
+        ({"RAG_SESSION_TIMEOUT_S": "2"}, "RAG_SESSION_TIMEOUT_S"),
+        ({"RAG_SESSION_TIMEOUT_S": "3600"}, "RAG_SESSION_TIMEOUT_S"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

@@ -1,0 +1,122 @@
+"""Work-arounds 5 and 6: no transaction stays open through a rebalance, and buffered table
+changelog records are in the transaction that commits their events.
+
+Runs Faust's own ``TransactionManager`` methods (patched) against stand-in consumers and
+producers that record what happens, and a real ``ProducerBuffer``.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from faust.transport.consumer import TransactionManager
+from faust.transport.producer import ProducerBuffer
+from faust.types import TP
+
+from rag_streams.faust_compat import install_buffer_drain_before_commit, install_commit_on_revoke
+
+REVOKED = {("rag.documents.raw", 0), ("rag.documents.raw", 1)}
+
+
+class Txn:
+    def __init__(self, open_: bool) -> None:
+        self._txn_manager = SimpleNamespace(is_in_transaction=lambda: open_)
+
+
+def stand_in(calls: list[Any]) -> Any:
+    async def flush() -> None:
+        calls.append("flush")
+
+    async def wait_for_commit() -> bool:
+        calls.append("wait for the commit in flight")
+        return False
+
+    async def force_commit(topics: Any = None, start_new_transaction: bool = True) -> bool:
+        calls.append(("commit acked offsets", start_new_transaction))
+        return True
+
+    async def commit_transaction(tid: str) -> None:
+        calls.append(("commit open transaction", tid))
+
+    producer = SimpleNamespace(
+        # app-0-0 still open (outputs with no offset to commit), app-0-1 committed with its offsets,
+        # app-0-2 belongs to a partition that is not revoked.
+        _transaction_producers={"app-0-0": Txn(True), "app-0-1": Txn(False), "app-0-2": Txn(True)},
+        commit_transaction=commit_transaction,
+    )
+    consumer = SimpleNamespace(maybe_wait_for_commit_to_finish=wait_for_commit, force_commit=force_commit)
+    return SimpleNamespace(
+        flush=flush,
+        consumer=consumer,
+        producer=producer,
+        _tps_to_transactional_ids=lambda tps: {f"app-0-{p}" for _, p in tps},
+    )
+
+
+async def test_faust_alone_only_flushes_on_revoke() -> None:
+    install_commit_on_revoke()
+    calls: list[Any] = []
+    await TransactionManager.on_partitions_revoked.__wrapped__(stand_in(calls), REVOKED)  # type: ignore[attr-defined]
+    assert calls == ["flush"]  # transactions stay open through the rebalance
+
+
+async def test_revoke_commits_acked_offsets_then_every_open_transaction_of_the_revoked_partitions() -> None:
+    install_commit_on_revoke()
+    calls: list[Any] = []
+    await TransactionManager.on_partitions_revoked(stand_in(calls), REVOKED)  # type: ignore[arg-type]
+    assert calls == [
+        "flush",
+        "wait for the commit in flight",
+        ("commit acked offsets", False),  # no new transaction begins before the rebalance ends
+        ("commit open transaction", "app-0-0"),
+    ]
+
+
+def test_install_is_idempotent() -> None:
+    install_commit_on_revoke()
+    wrapped = TransactionManager.on_partitions_revoked
+    install_commit_on_revoke()
+    assert TransactionManager.on_partitions_revoked is wrapped
+
+
+def buffered_commit(published: list[str]) -> tuple[Any, list[Any]]:
+    """A TransactionManager stand-in whose producer buffer holds three changelog records."""
+    buffer = ProducerBuffer()
+    channel = SimpleNamespace()
+
+    async def publish_message(fut: Any, wait: bool = False) -> None:
+        published.append(fut.name)
+
+    channel.publish_message = publish_message
+    for name in ("changelog 1", "changelog 2", "changelog 3"):
+        buffer.pending.put_nowait(SimpleNamespace(name=name, message=SimpleNamespace(channel=channel)))
+    commits: list[Any] = []
+
+    async def commit_transactions(by_tid: Any, group_id: str, start_new_transaction: bool = True) -> None:
+        commits.append((list(published), start_new_transaction))
+
+    app = SimpleNamespace(
+        conf=SimpleNamespace(id="app"),
+        assignor=SimpleNamespace(group_for_topic=lambda topic: 0),
+        producer=SimpleNamespace(buffer=buffer, commit_transactions=commit_transactions),
+    )
+    manager = SimpleNamespace(app=app, producer=app.producer)
+    return manager, commits
+
+
+async def test_faust_alone_commits_while_changelog_records_wait_in_the_buffer() -> None:
+    install_buffer_drain_before_commit()
+    published: list[str] = []
+    manager, commits = buffered_commit(published)
+    await TransactionManager.commit.__wrapped__(manager, {TP("rag.documents.raw", 0): 10})  # type: ignore[attr-defined]
+    assert commits == [([], True)]  # committed with none of the three records sent
+
+
+async def test_commit_sends_every_buffered_record_into_the_transaction_first() -> None:
+    install_buffer_drain_before_commit()
+    published: list[str] = []
+    manager, commits = buffered_commit(published)
+    await TransactionManager.commit(manager, {TP("rag.documents.raw", 0): 10}, start_new_transaction=False)
+    assert commits == [(["changelog 1", "changelog 2", "changelog 3"], False)]
+    assert manager.producer.buffer.pending.empty()
