@@ -104,7 +104,13 @@ class Pipeline:
             {k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None
         )
         self.topics = TopicNames.for_prefix(self.settings.topic_prefix)
+        self.tmp = tmp
         self.worker = Worker(self.env, tmp / "worker.log")
+
+    def worker_with(self, name: str, *, port: int | None = None) -> Worker:
+        """Another worker process of this pipeline, with its own data dir and HTTP port."""
+        env = {**self.env, "RAG_DATA_DIR": str(self.tmp / name), "RAG_WEB_PORT": str(port or free_port())}
+        return Worker(env, self.tmp / f"{name}.log")
 
     async def start(self) -> None:
         await create_topics(self.settings)
@@ -138,11 +144,12 @@ class Pipeline:
         ):
             return resp.status, orjson.loads(await resp.read())
 
-    async def metric(self, name: str) -> float:
-        """The sum of a metric's samples (over all labels) on the worker's /metrics."""
+    async def metric(self, name: str, *, port: int | None = None) -> float:
+        """The sum of a metric's samples (over all labels) on the worker's /metrics (or another
+        worker's of this pipeline, by its port)."""
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
-            session.get(f"http://127.0.0.1:{self.port}/metrics") as resp,
+            session.get(f"http://127.0.0.1:{port or self.port}/metrics") as resp,
         ):
             text = await resp.text()
         return sum(float(m.group(1)) for m in re.finditer(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
@@ -248,3 +255,11 @@ async def pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
     await p.start()
     yield p
     p.worker.stop()
+
+
+@pytest.fixture
+async def idle_pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
+    """A pipeline whose topics exist but whose workers the test starts itself (``worker_with``)."""
+    p = Pipeline(kafka, tmp_path)
+    await create_topics(p.settings)
+    yield p
