@@ -59,25 +59,9 @@ async def _index_batch(events: list[Any]) -> None:
     store = services.store()
     failed: set[int] = set()
     for (tenant, version, repair), positions in plan.upserts.items():
-        first = items[positions[0]]
-        try:
-            await retry_transient(
-                store.ensure_tenant, tenant, first.dim, first.model, what="ensure collection", attempts=None
-            )
-            for start in range(0, len(positions), services.limiter.max_batch):
-                part = positions[start : start + services.limiter.max_batch]
-                points = [Point(items[p].chunk_id, batch[p][2], payload(items[p])) for p in part]
-                await services.limiter.acquire(tenant, len(points))
-                started = time.perf_counter()
-                await retry_transient(
-                    store.upsert, tenant, points, version=version, same_version=repair, what="upsert", attempts=None
-                )
-                metrics.vectorstore_upsert_seconds.observe(time.perf_counter() - started)
-                metrics.chunks_indexed_total.labels(tenant).inc(len(points))
-        except PermanentError as exc:
-            failed.update(positions)
-            for p in positions:
-                await dead_letter(batch[p][0], exc, stage=STAGE)
+        for pos, error in await _upsert_isolating(store, batch, tenant, version, repair, positions):
+            failed.add(pos)
+            await dead_letter(batch[pos][0], error, stage=STAGE)
     for (tenant, version), positions in plan.reuses.items():
         updates = [(items[p].chunk_id, payload(items[p])) for p in positions]
         missing = set(await retry_transient(store.reuse, tenant, updates, version=version, what="reuse", attempts=None))
@@ -92,6 +76,64 @@ async def _index_batch(events: list[Any]) -> None:
         if await store.has_tenant(tenant):
             await retry_transient(store.delete_doc, tenant, doc_id, upto_version=version, what="delete", attempts=None)
     _record(batch, plan, failed)
+
+
+async def _upsert(
+    store: Any,
+    batch: list[tuple[Any, EmbeddingUpsert, list[float]]],
+    tenant: str,
+    version: int,
+    repair: bool,
+    positions: list[int],
+) -> None:
+    """Upsert these positions' points, rate-limited, retrying transient errors for as long as they last."""
+    first = batch[positions[0]][1]
+    try:
+        await retry_transient(
+            store.ensure_tenant, tenant, first.dim, first.model, what="ensure collection", attempts=None
+        )
+        for start in range(0, len(positions), services.limiter.max_batch):
+            part = positions[start : start + services.limiter.max_batch]
+            points = [Point(batch[p][1].chunk_id, batch[p][2], payload(batch[p][1])) for p in part]
+            await services.limiter.acquire(tenant, len(points))
+            started = time.perf_counter()
+            await retry_transient(
+                store.upsert, tenant, points, version=version, same_version=repair, what="upsert", attempts=None
+            )
+            metrics.vectorstore_upsert_seconds.observe(time.perf_counter() - started)
+            metrics.chunks_indexed_total.labels(tenant).inc(len(points))
+    except PermanentError:
+        raise
+    except Exception as exc:  # retry_transient only gives up on errors is_transient calls permanent
+        raise PermanentError(f"vector store refused the write: {type(exc).__name__}: {exc}") from exc
+
+
+async def _upsert_isolating(
+    store: Any,
+    batch: list[tuple[Any, EmbeddingUpsert, list[float]]],
+    tenant: str,
+    version: int,
+    repair: bool,
+    positions: list[int],
+) -> list[tuple[int, PermanentError]]:
+    """Upsert a group; if the store refuses it for good, retry document by document so one bad
+    document is dead-lettered alone. Returns the positions that failed, with their error."""
+    try:
+        await _upsert(store, batch, tenant, version, repair, positions)
+        return []
+    except PermanentError as exc:
+        by_doc: dict[str, list[int]] = {}
+        for p in positions:
+            by_doc.setdefault(batch[p][1].doc_id, []).append(p)
+        if len(by_doc) == 1:
+            return [(p, exc) for p in positions]
+    failures: list[tuple[int, PermanentError]] = []
+    for doc_positions in by_doc.values():
+        try:
+            await _upsert(store, batch, tenant, version, repair, doc_positions)
+        except PermanentError as exc:
+            failures += [(p, exc) for p in doc_positions]
+    return failures
 
 
 def _record(batch: list[tuple[Any, EmbeddingUpsert, list[float]]], plan: Any, failed: set[int]) -> None:

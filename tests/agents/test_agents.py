@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import numpy as np
 
 from rag_streams import metrics
 from rag_streams.agents.chunk_documents import chunk_documents
@@ -145,3 +148,23 @@ async def test_embed_does_not_emit_a_replayed_chunk_twice(sent: Any, fakes: Any)
         await settle()
     out = [EMBEDDING.decode(m["value"]) for m in sent.on(names.embeddings)]
     assert [(e.version, e.chunk_index) for e in out] == [(c.version, c.chunk_index) for c in [*chunks, *newer]]
+
+
+async def test_index_dead_letters_only_the_document_the_store_refuses(sent: Any, fakes: Any) -> None:
+    emb, store = fakes["embedder"], fakes["store"]
+    good = upserts(RawDocument("acme", "good.md", 1, text=TEXT), emb)
+    # same tenant and version, so one upsert call at first; its 8-dim vectors do not fit the
+    # 384-dim collection and the real qdrant-client refuses the whole call
+    bad = [
+        dataclasses.replace(u, vector=to_bytes(np.ones(8, dtype=np.float32)), dim=8)
+        for u in upserts(RawDocument("acme", "bad.md", 1, text="a short bad document"), emb)
+    ]
+    async with index_embeddings.test_context() as agent:
+        for u in [*good, *bad]:  # one batch
+            await agent.put(EMBEDDING.encode(u), key=f"acme/{u.doc_id}".encode())
+        await settle()
+    assert {p.id for p in await store.points("acme")} == {u.chunk_id for u in good}
+    dead = [DEADLETTER.decode(m["value"]) for m in sent.on(names.deadletter)]
+    assert sorted(EMBEDDING.decode(d.value).chunk_id for d in dead) == sorted(u.chunk_id for u in bad)
+    assert {(d.stage, d.error_class) for d in dead} == {("index", "PermanentError")}
+    assert all("vector store refused the write" in d.message for d in dead)
