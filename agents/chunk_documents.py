@@ -23,7 +23,7 @@ from rag_streams.records import (
     tombstone_delete,
     validate_raw,
 )
-from rag_streams.tables.versions import accepted_versions
+from rag_streams.tables.accepted_versions import accepted_versions
 from rag_streams.versions import DocState, Verdict, judge
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from rag_streams.embedding import to_bytes
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
 from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
-from rag_streams.tables.versions import embedded_docs, embedded_slots
+from rag_streams.tables.embedded_versions import embedded_docs, embedded_slots
 
 log = logging.getLogger(__name__)
 STAGE = "embed"

@@ -15,7 +15,7 @@ from rag_streams.errors import BadInput, PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
 from rag_streams.indexing import is_reuse, payload, plan_batch, slot_key
 from rag_streams.records import DELETE, EmbeddingUpsert, is_repair
-from rag_streams.tables.versions import applied_versions, chunk_slots
+from rag_streams.tables.applied_versions import applied_versions, chunk_slots
 from rag_streams.vectorstore import Point
 from rag_streams.versions import DocState, Verdict
 

@@ -30,7 +30,9 @@ os.environ.update(_AGENT_ENV)
 
 from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services  # noqa: E402
 from rag_streams.embedding import HashingEmbedder  # noqa: E402
-from rag_streams.tables import versions as tables  # noqa: E402
+from rag_streams.tables.accepted_versions import accepted_versions  # noqa: E402
+from rag_streams.tables.applied_versions import applied_versions, chunk_slots  # noqa: E402
+from rag_streams.tables.embedded_versions import embedded_docs, embedded_slots  # noqa: E402
 from rag_streams.vectorstore import QdrantVectorStore  # noqa: E402
 
 for _k, _v in _saved.items():
@@ -60,7 +62,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
             record.messages.append((_name, kwargs))
 
         monkeypatch.setattr(topic, "send", AsyncMock(side_effect=send))
-    for table in (tables.accepted_versions, tables.applied_versions, tables.chunk_slots, tables.embedded_slots):
+    for table in (accepted_versions, applied_versions, chunk_slots, embedded_slots, embedded_docs):
         monkeypatch.setattr(table, "send_changelog", Mock())
         table.data.clear()
     yield record

@@ -16,7 +16,7 @@ from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
 from rag_streams.embedding import HashingEmbedder, from_bytes, to_bytes
 from rag_streams.records import DELETE, EmbeddingUpsert, RawDocument
-from rag_streams.tables.versions import accepted_versions
+from rag_streams.tables.accepted_versions import accepted_versions
 
 from conftest import settle
 

@@ -1,0 +1,8 @@
+"""chunk stage: the latest accepted raw document version per document."""
+
+from __future__ import annotations
+
+from rag_streams.tables.versions import version_table
+
+#: DocState ``[version, deleted]`` of the latest accepted raw document version.
+accepted_versions = version_table("accepted-versions", "chunk stage: latest accepted version per tenant/doc_id")

@@ -1,0 +1,11 @@
+"""index stage: what the vector store holds per document and per chunk slot."""
+
+from __future__ import annotations
+
+from rag_streams.tables.versions import version_table
+
+#: DocState ``[version, deleted]`` applied to the vector store per document.
+applied_versions = version_table("applied-versions", "index stage: latest version applied to Qdrant per tenant/doc_id")
+
+#: ``[version, content_hash]`` of what the vector store holds per chunk slot.
+chunk_slots = version_table("chunk-slots", "index stage: version and content hash per tenant/doc_id/chunk_index")
