@@ -17,6 +17,7 @@ from rag_streams.faust_compat import (
     install_commit_on_revoke,
     install_ordered_stream_resume,
     install_source_transactions,
+    install_stable_transactional_ids,
 )
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
@@ -28,6 +29,7 @@ install_source_transactions()  # outputs commit atomically with their input offs
 install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
 install_commit_on_revoke()  # no transaction stays open through a rebalance
 install_buffer_drain_before_commit()  # table changelog records commit with their events
+install_stable_transactional_ids()  # workers of different roles never share a transactional id
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(
@@ -49,6 +51,12 @@ app = faust.App(
     web_host=settings.web_host,
     autodiscover=False,
     table_cleanup_interval=30.0,
+    # No standby replicas: each worker registers only its roles' tables (tables/versions.py), and
+    # Faust's group leader puts standby partitions into the Kafka assignment only for tables it
+    # knows itself, so a member whose standbys the leader dropped fails Faust's own assignment
+    # check (AssertionError in PartitionAssignor.on_assignment) and never joins. Tables restore
+    # from their compacted changelogs when partitions move.
+    table_standby_replicas=0,
 )
 
 

@@ -54,6 +54,14 @@
    (a rebalance while the restarted worker processed its first batch).
    :func:`install_buffer_drain_before_commit` hands every buffered record to its transaction
    (and waits for the one the background task may be sending) before Faust commits.
+
+7. Transactional ids are ``{app_id}-{topic group}-{partition}``, and the topic group is a number
+   the group leader gives each set of co-subscribed topics, in the order it meets them. With
+   workers of different roles, the numbering changes when members join or leave: a chunk worker's
+   ``app-0-1`` becomes ``app-1-1`` while an index worker's ``app-1-1`` becomes ``app-0-1``, and
+   each fences the other's producer (``ProducerFenced``, the worker crashes). Found by
+   tests/integration/test_worker_roles.py. :func:`install_stable_transactional_ids` names a
+   topic group by its alphabetically first topic instead: stable while the roles are.
 """
 
 from __future__ import annotations
@@ -66,6 +74,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from faust.assignor.partition_assignor import PartitionAssignor
 from faust.streams import _current_event, current_event
 from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
@@ -78,6 +87,7 @@ __all__ = [
     "install_commit_on_revoke",
     "install_ordered_stream_resume",
     "install_source_transactions",
+    "install_stable_transactional_ids",
 ]
 
 
@@ -217,6 +227,16 @@ def install_buffer_drain_before_commit() -> None:
         ProducerBuffer._send_pending = _tracks_in_flight(ProducerBuffer._send_pending)  # type: ignore[method-assign]
     if not hasattr(TransactionManager.commit, "__wrapped__"):
         TransactionManager.commit = _drains_buffer_first(TransactionManager.commit)  # type: ignore[method-assign]
+
+
+def _group_named_by_first_topic(self: PartitionAssignor, topic: str) -> Any:
+    group = self._topic_groups[topic]
+    return min(t for t, g in self._topic_groups.items() if g == group)
+
+
+def install_stable_transactional_ids() -> None:
+    """Name topic groups (and so transactional ids) by their first topic, not a number (idempotent)."""
+    PartitionAssignor.group_for_topic = _group_named_by_first_topic  # type: ignore[method-assign]
 
 
 def discard_local_tables(tabledir: Path) -> bool:

@@ -109,7 +109,12 @@ class Pipeline:
 
     def worker_with(self, name: str, *, port: int | None = None) -> Worker:
         """Another worker process of this pipeline, with its own data dir and HTTP port."""
-        env = {**self.env, "RAG_DATA_DIR": str(self.tmp / name), "RAG_WEB_PORT": str(port or free_port())}
+        env = {
+            **self.env,
+            "RAG_DATA_DIR": str(self.tmp / name),
+            "RAG_WEB_PORT": str(port or free_port()),
+            "RAG_API_URL": f"http://127.0.0.1:{self.port}",  # the pipeline's API: its index worker
+        }
         return Worker(env, self.tmp / f"{name}.log")
 
     async def start(self) -> None:

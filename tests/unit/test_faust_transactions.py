@@ -1,5 +1,6 @@
-"""Work-arounds 5 and 6: no transaction stays open through a rebalance, and buffered table
-changelog records are in the transaction that commits their events.
+"""Work-arounds 5, 6 and 7: no transaction stays open through a rebalance, buffered table
+changelog records are in the transaction that commits their events, and transactional ids
+do not change when the group leader renumbers topic groups.
 
 Runs Faust's own ``TransactionManager`` methods (patched) against stand-in consumers and
 producers that record what happens, and a real ``ProducerBuffer``.
@@ -10,11 +11,16 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from faust.assignor.partition_assignor import PartitionAssignor
 from faust.transport.consumer import TransactionManager
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
-from rag_streams.faust_compat import install_buffer_drain_before_commit, install_commit_on_revoke
+from rag_streams.faust_compat import (
+    install_buffer_drain_before_commit,
+    install_commit_on_revoke,
+    install_stable_transactional_ids,
+)
 
 REVOKED = {("rag.documents.raw", 0), ("rag.documents.raw", 1)}
 
@@ -120,3 +126,20 @@ async def test_commit_sends_every_buffered_record_into_the_transaction_first() -
     await TransactionManager.commit(manager, {TP("rag.documents.raw", 0): 10}, start_new_transaction=False)
     assert commits == [(["changelog 1", "changelog 2", "changelog 3"], False)]
     assert manager.producer.buffer.pending.empty()
+
+
+def test_topic_groups_keep_their_name_when_the_leader_renumbers_them() -> None:
+    install_stable_transactional_ids()
+    assignor = SimpleNamespace(_topic_groups={})
+    group_for_topic: Any = PartitionAssignor.group_for_topic
+    names = []
+    for numbering in ((0, 1), (1, 0)):  # before and after members of other roles joined
+        chunk, embed = numbering
+        assignor._topic_groups = {
+            "t.documents.raw": chunk,
+            "app-accepted-versions-changelog": chunk,
+            "t.documents.chunks": embed,
+            "app-embedded-slots-changelog": embed,
+        }
+        names.append((group_for_topic(assignor, "t.documents.raw"), group_for_topic(assignor, "t.documents.chunks")))
+    assert names[0] == names[1] == ("app-accepted-versions-changelog", "app-embedded-slots-changelog")
