@@ -51,7 +51,7 @@ async def test_two_embed_workers_share_then_hand_over_and_the_index_ends_with_ze
             counts = [await _embedded(pipeline, w) for w in (embed_a, embed_b)]
             return all(n > 0 for n in counts)
 
-        await pipeline.wait_for(both_embedding, timeout=300, what="both embed workers to get partitions")
+        await pipeline.wait_for(both_embedding, timeout=150, what="both embed workers to get partitions")
         embed_a.stop(signal.SIGTERM)  # a clean scale-down: the group rebalances
         assert embed_a.proc is not None and embed_a.proc.returncode is not None
         before = await _embedded(pipeline, embed_b)
