@@ -15,6 +15,7 @@ from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
 from rag_streams.records import (
     DELETE,
+    DELETED_VERSION_HEADER,
     REPAIR_HEADERS,
     RawDocument,
     doc_key,
@@ -77,7 +78,9 @@ async def _process(event: Any) -> None:
     key = doc.key.encode()
     headers = REPAIR_HEADERS if repair else None
     if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
-        await latest_topic.send(key=key, value=None if doc.op == DELETE else event.message.value, partition=partition)
+        deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None
+        value = None if doc.op == DELETE else event.message.value
+        await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
     for chunk in chunks:
         await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition, headers=headers)
     if verdict is Verdict.REPAIR:

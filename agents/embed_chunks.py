@@ -12,7 +12,7 @@ from rag_streams.app import app, chunks_topic, embeddings_topic, services, setti
 from rag_streams.codecs import CHUNK, EMBEDDING
 from rag_streams.deadletter import dead_letter
 from rag_streams.embed_plan import Action, plan_embeddings, slot_of
-from rag_streams.embedding import to_bytes
+from rag_streams.embedding import Embedder, to_bytes
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.faust_compat import acting_on
 from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
@@ -64,23 +64,31 @@ async def _embed_batch(events: list[Any]) -> None:
         {c.key: embedded_docs.get(c.key) for c in chunks},
         {slot_of(c): embedded_slots.get(slot_of(c)) for c in chunks if c.op != DELETE},
     )
-    embedder = await services.embedder()
-    todo = [pos for pos, action in enumerate(plan.actions) if action is Action.EMBED]
+    # each tenant's chunks are embedded with the model of its current collection (see reindex)
+    embedders: dict[str, Embedder] = {}
+    for tenant in sorted({c.tenant_id for c in chunks}):
+        embedders[tenant] = await services.embedder(await services.tenant_model(tenant))
+    todo: dict[int, list[int]] = {}  # positions to embed, per embedder
+    for pos, action in enumerate(plan.actions):
+        if action is Action.EMBED:
+            todo.setdefault(id(embedders[chunks[pos].tenant_id]), []).append(pos)
     vectors: dict[int, bytes] = {}
-    if todo:
-        metrics.embed_batch_size.observe(len(todo))
+    for positions in todo.values():
+        embedder = embedders[chunks[positions[0]].tenant_id]
+        metrics.embed_batch_size.observe(len(positions))
         try:
             array = await retry_transient(
-                asyncio.to_thread, embedder.embed, [chunks[p].text for p in todo], what="embed"
+                asyncio.to_thread, embedder.embed, [chunks[p].text for p in positions], what="embed"
             )
         except Exception as exc:  # the model failed on this batch for good: dead-letter it, keep running
-            log.exception("embedding a batch of %d failed", len(todo), extra={"stage": STAGE})
-            for pos in todo:
+            log.exception("embedding a batch of %d failed", len(positions), extra={"stage": STAGE})
+            for pos in positions:
                 error = PermanentError(f"embedding failed: {type(exc).__name__}: {exc}")
                 await dead_letter(decoded[pos][0], error, stage=STAGE)
         else:
-            vectors = {pos: to_bytes(row) for pos, row in zip(todo, array, strict=True)}
+            vectors.update({pos: to_bytes(row) for pos, row in zip(positions, array, strict=True)})
     for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
+        embedder = embedders[chunk.tenant_id]
         if action is Action.DROP or (action is Action.EMBED and pos not in vectors):
             continue
         if action is Action.REUSE:

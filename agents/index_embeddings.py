@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from rag_streams import metrics
@@ -43,6 +44,7 @@ async def index_embeddings(stream: Any) -> None:
 
 
 async def _index_batch(events: list[Any]) -> None:
+    started = time.perf_counter()
     batch: list[tuple[Any, EmbeddingUpsert, list[float]]] = []
     for event in events:
         try:
@@ -76,6 +78,9 @@ async def _index_batch(events: list[Any]) -> None:
         if await store.has_tenant(tenant):
             await retry_transient(store.delete_doc, tenant, doc_id, upto_version=version, what="delete", attempts=None)
     _record(batch, plan, failed)
+    duration_ms = round((time.perf_counter() - started) * 1000, 1)
+    for tenant, count in sorted(Counter(item.tenant_id for item in items).items()):
+        log.debug("indexed a batch of %d", count, extra={"stage": STAGE, "tenant": tenant, "duration_ms": duration_ms})
 
 
 async def _upsert(

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rag_streams import metrics
 from rag_streams.app import app, services, settings
 from rag_streams.errors import BadInput
+from rag_streams.logs import access_log
 from rag_streams.records import TENANT_RE
 from rag_streams.search import parse_search, search
 
@@ -62,14 +63,16 @@ async def _json_body(request: Request) -> Any:
 
 @app.page("/v1/tenants/{tenant}/search")
 class SearchView(View):
+    @access_log(log)
     async def post(self, request: Request, tenant: str) -> Response:
         try:
             _check_tenant(request, tenant)
             req = parse_search(await _json_body(request))
             store = services.store()
-            if not await store.has_tenant(tenant):
+            current = await store.current_collection(tenant)  # uncached: the model must match the alias
+            if current is None:
                 raise ApiError(404, f"tenant {tenant!r} has no collection yet")
-            results = await search(store, await services.embedder(), tenant, req)
+            results = await search(store, await services.embedder(current.source), tenant, req)
         except ApiError as exc:
             return _error(self, exc.status, str(exc))
         except BadInput as exc:
@@ -83,6 +86,7 @@ class SearchView(View):
 class PointsView(View):
     """Every point of a tenant (ids and payloads, no vectors): audits and tests."""
 
+    @access_log(log, logging.DEBUG)  # audits and tests poll it
     async def get(self, request: Request, tenant: str) -> Response:
         try:
             _check_tenant(request, tenant)

@@ -71,6 +71,22 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--repair", action="store_true", help="replay the documents that drifted through the pipeline")
     v.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
 
+    r = sub.add_parser(
+        "reindex", help="rebuild a tenant's collection from rag.documents.latest into __v{n+1}, then flip the alias"
+    )
+    r.add_argument("--tenant", required=True)
+    r.add_argument("--model", default=None, help="sentence-transformers name or path (default: the current one)")
+    r.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
+
+    lg = sub.add_parser(
+        "lag", help="consumer lag per group, topic and partition; throughput, time to drain, replicas advised"
+    )
+    lg.add_argument("--json", action="store_true", help="print the report as JSON")
+    lg.add_argument("--interval", type=float, default=5.0, help="seconds between the two offset samples [5]")
+    lg.add_argument(
+        "--drain-target", type=float, default=300.0, help="drain the lag within this many seconds (replicas) [300]"
+    )
+
     sub.add_parser("demo", help="start Kafka and a worker, ingest the sample corpus, answer a question")
     return p
 
@@ -115,6 +131,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return asyncio.run(commands.search(settings, args.tenant, args.question, args.k, args.json, args.api_key))
     if args.command == "verify":
         return asyncio.run(commands.verify(settings, args.tenant, args.repair, args.api_key))
+    if args.command == "reindex":
+        from rag_streams.commands_reindex import reindex
+
+        return asyncio.run(reindex(settings, args.tenant, args.model, args.api_key))
+    if args.command == "lag":
+        return asyncio.run(commands.lag(settings, args.interval, args.drain_target, args.json))
     if args.command == "demo":
         from rag_streams.demo import run_demo
 
@@ -134,7 +156,7 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
     from faust.worker import Worker
 
-    from rag_streams.app import app
+    from rag_streams.app import app, services
     from rag_streams.faust_compat import discard_local_tables
     from rag_streams.logs import configure_logging
 
@@ -143,6 +165,11 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     for role in roles:
         importlib.import_module(ROLE_MODULES[role])
     importlib.import_module("rag_streams.api")  # health, readiness and metrics on every worker
+    importlib.import_module("rag_streams.lag_export")  # the group leader exports consumer lag
+    if "index" in roles or not roles:  # the process that holds the store: collection admin for reindex
+        importlib.import_module("rag_streams.api_admin")
+    # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
+    services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_format, settings.log_level)
     # Faust's consumer reads app.in_transaction once, when it is created; the Worker only sets
@@ -151,7 +178,9 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     app.in_worker = True
     if settings.processing_guarantee == "exactly_once" and discard_local_tables(Path(app.conf.tabledir)):
         log.info("local table stores removed: tables restore from their changelogs (see faust_compat)")
-    worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
+    # (RAG_LOG_FORMAT=json) with its own console format.
+    worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
     worker.execute_from_commandline()
     return 0
 

@@ -188,3 +188,42 @@ async def verify(settings: Settings, tenant: str, repair: bool, api_key: str | N
                 await producer.send(RawDocument(tenant, doc_id, version, op=DELETE), headers=REPAIR_HEADERS)
         print(f"repair: replayed {len(republish)} document(s), deleted {len(deletes)}; run verify again to confirm")
     return 0 if drift.ok else 1
+
+
+def _fmt_rate(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.1f}/s"
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    return "unknown" if seconds is None else f"{seconds:.0f}s"
+
+
+async def lag(settings: Settings, interval_s: float, drain_target_s: float, as_json: bool) -> int:
+    """`rag-streams lag`: the pipeline group's lag per partition and stage, time to drain, replicas advised."""
+    from rag_streams.lag import read_lag
+
+    if interval_s < 0 or drain_target_s <= 0:
+        raise CliError("--interval must be >= 0 and --drain-target > 0")
+    report = await read_lag(settings, interval_s=interval_s, drain_target_s=drain_target_s)
+    missing = [s.topic for s in report.stages if s.partitions == 0]
+    if missing:
+        raise CliError(f"topic(s) not found: {', '.join(missing)} (run `rag-streams topics create`)")
+    if as_json:
+        print(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())
+        return 0
+    print(f"group {report.group}  (rates over {report.interval_s:.1f}s, drain target {report.drain_target_s:.0f}s)")
+    print(f"{'topic':<36} {'partition':>9} {'committed':>10} {'end':>10} {'lag':>8}")
+    for p in report.partitions:
+        committed = "-" if p.committed is None else str(p.committed)
+        print(f"{p.topic:<36} {p.partition:>9} {committed:>10} {p.end:>10} {p.lag:>8}")
+    print(
+        f"\n{'stage':<6} {'lag':>8} {'consumers':>9} {'throughput':>11} {'incoming':>10} {'drain':>9} {'replicas':>8}"
+    )
+    for s in report.stages:
+        advised = "unknown" if s.advised_replicas is None else f"{s.advised_replicas}/{s.partitions}"
+        print(
+            f"{s.stage:<6} {s.lag:>8} {s.consumers:>9} {_fmt_rate(s.throughput):>11} {_fmt_rate(s.incoming):>10}"
+            f" {_fmt_seconds(s.drain_seconds):>9} {advised:>8}"
+        )
+    print(f"\ntotal lag {report.total_lag}, time to drain {_fmt_seconds(report.drain_seconds)}")
+    return 0

@@ -10,10 +10,16 @@ from rag_streams import metrics
 from rag_streams.app import deadletter_topic
 from rag_streams.codecs import DEADLETTER
 from rag_streams.faust_compat import acting_on
-from rag_streams.records import DeadLetter
+from rag_streams.records import TENANT_RE, DeadLetter
 
 __all__ = ["dead_letter"]
 log = logging.getLogger(__name__)
+
+
+def tenant_of(key: bytes | None) -> str | None:
+    """The tenant of a ``tenant/doc_id`` key, when it is a valid tenant id (bad input may not be)."""
+    tenant = (key or b"").partition(b"/")[0].decode("utf-8", errors="replace")
+    return tenant if TENANT_RE.fullmatch(tenant) else None
 
 
 async def dead_letter(event: Any, exc: BaseException, *, stage: str) -> None:
@@ -40,5 +46,5 @@ async def dead_letter(event: Any, exc: BaseException, *, stage: str) -> None:
         msg.offset,
         record.error_class,
         record.message,
-        extra={"stage": stage, "error_code": getattr(exc, "code", "error")},
+        extra={"stage": stage, "tenant": tenant_of(msg.key), "error_code": getattr(exc, "code", "error")},
     )

@@ -30,6 +30,9 @@ MAX_DOC_ID_CHARS = 1024
 #: Kafka header of a repair replay (``verify --repair``), carried from stage to stage.
 REPAIR_HEADER = "rag-repair"
 REPAIR_HEADERS = [(REPAIR_HEADER, b"1")]
+#: Kafka header of a tombstone in ``rag.documents.latest``: the deleted version (a reindex
+#: replaying it deletes up to that version, never a newer re-creation of the document).
+DELETED_VERSION_HEADER = "rag-deleted-version"
 
 
 def is_repair(headers: Any) -> bool:

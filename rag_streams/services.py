@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import time
 
 from rag_streams.embedding import Embedder, SentenceTransformerEmbedder
+from rag_streams.errors import RagError, is_transient, retry_transient
 from rag_streams.ratelimit import UpsertLimiter
 from rag_streams.settings import Settings, SettingsError
-from rag_streams.vectorstore import QdrantVectorStore, VectorStore
+from rag_streams.vectorstore import Collection, QdrantVectorStore, VectorStore
 
-__all__ = ["Services"]
+__all__ = ["MODEL_CACHE_S", "Services"]
 log = logging.getLogger(__name__)
+
+#: How long the embed stage trusts its lookup of a tenant's model; `reindex` waits this long
+#: after flipping the alias before it takes the end offsets it replays up to.
+MODEL_CACHE_S = 2.0
 
 
 class Services:
@@ -20,32 +26,77 @@ class Services:
         self, settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
     ) -> None:
         self.settings = settings
-        self._embedder = embedder
+        #: one embedder per model source; None is RAG_EMBED_MODEL (the chunker's tokenizer too)
+        self._embedders: dict[str | None, Embedder] = {} if embedder is None else {None: embedder}
         self._store = store
         self._lock = asyncio.Lock()
+        self._models: dict[str, tuple[float, str | None]] = {}
+        self._lookup_failed: set[str] = set()
         self.limiter = UpsertLimiter(settings.upsert_rate, settings.tenant_upsert_rate)
+        #: False in a worker without the index role on embedded Qdrant (the index worker holds the
+        #: store's lock): tenants' models are then asked of the index worker's HTTP API
+        self.owns_store = True
 
     def override(self, *, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
         if embedder is not None:
-            self._embedder = embedder
+            self._embedders[None] = embedder
         if store is not None:
             self._store = store
 
-    async def embedder(self) -> Embedder:
-        if self._embedder is None:
+    async def embedder(self, model: str | None = None) -> Embedder:
+        """The embedder of a model source (a collection's ``source``); None = RAG_EMBED_MODEL."""
+        key = None if model == self.settings.embed_model else model
+        if key not in self._embedders:
             async with self._lock:
-                if self._embedder is None:
+                if key not in self._embedders:
                     s = self.settings
                     emb = await asyncio.to_thread(
-                        SentenceTransformerEmbedder, s.embed_model, device=s.embed_device, batch_size=s.embed_batch
+                        SentenceTransformerEmbedder,
+                        key or s.embed_model,
+                        device=s.embed_device,
+                        batch_size=s.embed_batch,
                     )
                     if s.chunk_tokens > emb.max_tokens:
                         raise SettingsError(
                             f"RAG_CHUNK_TOKENS: {s.chunk_tokens} is over the model's limit of {emb.max_tokens} tokens"
                         )
                     log.info("model %s loaded on %s (dim %d)", emb.model_name, s.embed_device, emb.dim)
-                    self._embedder = emb
-        return self._embedder
+                    self._embedders[key] = emb
+        return self._embedders[key]
+
+    async def tenant_model(self, tenant: str) -> str | None:
+        """The model source of the tenant's current collection (None: RAG_EMBED_MODEL or no collection
+        yet), looked up at most every MODEL_CACHE_S seconds. On a failed lookup the last answer stays."""
+        now = time.monotonic()
+        cached = self._models.get(tenant)
+        if cached is not None and now - cached[0] < MODEL_CACHE_S:
+            return cached[1]
+        source = cached[1] if cached else None
+        try:
+            current = await retry_transient(self._current_collection, tenant, what="model lookup", attempts=3)
+            source = current.source if current else None
+        except Exception as exc:
+            if not (is_transient(exc) or isinstance(exc, (OSError, RagError))):
+                raise
+            if tenant not in self._lookup_failed:  # once per tenant, not every few seconds
+                self._lookup_failed.add(tenant)
+                log.warning("model lookup for %s failed (%s); embedding with %s", tenant, exc, source or "default")
+        self._models[tenant] = (now, source)
+        return source
+
+    async def _current_collection(self, tenant: str) -> Collection | None:
+        if self.owns_store:
+            return await self.store().current_collection(tenant)
+        if not self.settings.api_url:  # this worker's own address: it cannot answer
+            raise RagError("set RAG_API_URL to the index worker's API to follow each tenant's model")
+        from rag_streams.reindex_remote import RemoteCollections
+
+        keys = {t: k for k, t in self.settings.api_key_tenants().items()}
+        remote = RemoteCollections(self.settings, keys.get(tenant))
+        try:
+            return await remote.current_collection(tenant)
+        finally:
+            await remote.close()
 
     def store(self) -> VectorStore:
         if self._store is None and self.settings.vector_store is not None:

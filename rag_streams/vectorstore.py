@@ -4,26 +4,21 @@ One alias per tenant (``{prefix}_{tenant}``) points at a physical collection
 (``{prefix}_{tenant}__v{n}``). Upserts carry Qdrant's conditional ``update_filter``
 (stored version lower than the new one), a second guard behind the Faust version tables.
 The client is synchronous; every call runs on one dedicated thread, off the event loop
-(embedded Qdrant is not safe for concurrent use).
+(embedded Qdrant is not safe for concurrent use). The alias and the generations (reindex)
+are managed by the base class, in ``qdrant_collections.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import re
-import warnings
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 from qdrant_client import QdrantClient, models
 
-from rag_streams.ids import collection_alias, collection_name
+from rag_streams.qdrant_collections import Collection, QdrantCollections
 
-__all__ = ["Hit", "Point", "QdrantVectorStore", "VectorStore"]
-
-T = TypeVar("T")
+__all__ = ["Collection", "Hit", "Point", "QdrantVectorStore", "VectorStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,17 +38,38 @@ class Hit:
 class VectorStore(Protocol):
     async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str: ...
     async def upsert(
-        self, tenant: str, points: Sequence[Point], *, version: int, same_version: bool = False
+        self,
+        tenant: str,
+        points: Sequence[Point],
+        *,
+        version: int,
+        same_version: bool = False,
+        collection: str | None = None,
     ) -> None: ...
     async def reuse(self, tenant: str, updates: Sequence[tuple[str, dict[str, Any]]], *, version: int) -> list[str]: ...
     async def delete_doc(
-        self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None
+        self,
+        tenant: str,
+        doc_id: str,
+        *,
+        below_version: int | None = None,
+        upto_version: int | None = None,
+        collection: str | None = None,
     ) -> None: ...
     async def search(
         self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
     ) -> list[Hit]: ...
     async def points(self, tenant: str) -> list[Hit]: ...
     async def has_tenant(self, tenant: str) -> bool: ...
+    # reindex: the tenant's generations, the next one built beside the aliased one, then the flip
+    async def collections(self, tenant: str) -> list[Collection]: ...
+    async def current_collection(self, tenant: str) -> Collection | None: ...
+    async def create_generation(
+        self, tenant: str, generation: int, dim: int, model: str, source: str | None = None
+    ) -> Collection: ...
+    async def trim_doc(self, tenant: str, doc_id: str, *, version: int, collection: str | None = None) -> None: ...
+    async def flip_alias(self, tenant: str, collection: str) -> None: ...
+    async def drop_collection(self, tenant: str, collection: str) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -61,14 +77,8 @@ def _version_range(*, lt: int | None = None, lte: int | None = None) -> models.F
     return models.FieldCondition(key="version", range=models.Range(lt=lt, lte=lte))
 
 
-class QdrantVectorStore:
+class QdrantVectorStore(QdrantCollections):
     """VectorStore on qdrant-client; ``QdrantVectorStore.in_memory()`` is the test double."""
-
-    def __init__(self, client: QdrantClient, *, prefix: str = "rag") -> None:
-        self._client = client
-        self._prefix = prefix
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant")
-        self._known: set[str] = set()
 
     @classmethod
     def connect(
@@ -82,68 +92,23 @@ class QdrantVectorStore:
     def in_memory(cls, prefix: str = "rag") -> QdrantVectorStore:
         return cls(QdrantClient(location=":memory:"), prefix=prefix)
 
-    async def _run(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
-    def alias(self, tenant: str) -> str:
-        return collection_alias(self._prefix, tenant)
-
-    # --- collections ---------------------------------------------------------
-    def _alias_target(self, alias: str) -> str | None:
-        for a in self._client.get_aliases().aliases:
-            if a.alias_name == alias:
-                return a.collection_name
-        return None
-
-    def _generations(self, tenant: str) -> list[int]:
-        pattern = re.compile(re.escape(self.alias(tenant)) + r"__v(\d+)")
-        return sorted(
-            int(m.group(1)) for c in self._client.get_collections().collections if (m := pattern.fullmatch(c.name))
-        )
-
-    def _create_collection(self, name: str, dim: int, model: str) -> None:
-        self._client.create_collection(
-            name,
-            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
-            metadata={"model": model, "dim": dim},
-        )
-        with warnings.catch_warnings():  # embedded Qdrant warns that it has no use for payload indexes
-            warnings.simplefilter("ignore", UserWarning)
-            self._client.create_payload_index(name, "doc_id", models.PayloadSchemaType.KEYWORD)
-            self._client.create_payload_index(name, "version", models.PayloadSchemaType.INTEGER)
-
-    async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str:
-        """Create the tenant's first collection and alias if missing; return the alias."""
-        alias = self.alias(tenant)
-        if alias in self._known:
-            return alias
-
-        def create() -> None:
-            if self._alias_target(alias) is None:
-                name = collection_name(self._prefix, tenant, max(self._generations(tenant), default=0) + 1)
-                self._create_collection(name, dim, model)
-                self._client.update_collection_aliases(
-                    change_aliases_operations=[
-                        models.CreateAliasOperation(
-                            create_alias=models.CreateAlias(collection_name=name, alias_name=alias)
-                        )
-                    ]
-                )
-
-        await self._run(create)
-        self._known.add(alias)
-        return alias
-
-    async def has_tenant(self, tenant: str) -> bool:
-        return await self._run(lambda: self._alias_target(self.alias(tenant)) is not None)
-
     # --- writes --------------------------------------------------------------
-    async def upsert(self, tenant: str, points: Sequence[Point], *, version: int, same_version: bool = False) -> None:
+    async def upsert(
+        self,
+        tenant: str,
+        points: Sequence[Point],
+        *,
+        version: int,
+        same_version: bool = False,
+        collection: str | None = None,
+    ) -> None:
         """Upsert points of one version; a point already stored with a version >= ``version`` is kept
-        (> ``version`` when ``same_version``: a repair rewrites points of the version it replays)."""
+        (> ``version`` when ``same_version``: a repair rewrites points of the version it replays).
+        ``collection``: one of the tenant's generations instead of the alias (reindex)."""
+        target = self._target(tenant, collection)
         structs = [models.PointStruct(id=p.id, vector=list(p.vector), payload=p.payload) for p in points]
         guard = models.Filter(must=[_version_range(lte=version) if same_version else _version_range(lt=version)])
-        await self._run(lambda: self._client.upsert(self.alias(tenant), structs, update_filter=guard, wait=True))
+        await self._run(lambda: self._client.upsert(target, structs, update_filter=guard, wait=True))
 
     async def reuse(self, tenant: str, updates: Sequence[tuple[str, dict[str, Any]]], *, version: int) -> list[str]:
         """Give stored points whose text is unchanged the payload of ``version`` (their vector stays).
@@ -177,14 +142,44 @@ class QdrantVectorStore:
         return await self._run(run)
 
     async def delete_doc(
-        self, tenant: str, doc_id: str, *, below_version: int | None = None, upto_version: int | None = None
+        self,
+        tenant: str,
+        doc_id: str,
+        *,
+        below_version: int | None = None,
+        upto_version: int | None = None,
+        collection: str | None = None,
     ) -> None:
         """Delete a document's points with version < below_version (leftovers) or <= upto_version (delete)."""
+        target = self._target(tenant, collection)
         must: list[Any] = [models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))]
         if below_version is not None or upto_version is not None:
             must.append(_version_range(lt=below_version, lte=upto_version))
         selector = models.FilterSelector(filter=models.Filter(must=must))
-        await self._run(lambda: self._client.delete(self.alias(tenant), points_selector=selector, wait=True))
+        await self._run(lambda: self._client.delete(target, points_selector=selector, wait=True))
+
+    async def trim_doc(self, tenant: str, doc_id: str, *, version: int, collection: str | None = None) -> None:
+        """Delete the document's points older than the newest version stored for it (at least ``version``).
+
+        A replay (reindex) racing the live index stage may upsert an older version after a newer one:
+        the guard keeps the newer points, but slots only the older version has would stay behind.
+        """
+        target = self._target(tenant, collection)
+        of_doc = models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
+
+        def run() -> None:
+            newest, offset = version, None
+            while True:
+                batch, offset = self._client.scroll(
+                    target, models.Filter(must=[of_doc]), limit=1000, offset=offset, with_payload=["version"]
+                )
+                newest = max([newest, *(int((p.payload or {}).get("version", 0)) for p in batch)])
+                if offset is None:
+                    break
+            selector = models.FilterSelector(filter=models.Filter(must=[of_doc, _version_range(lt=newest)]))
+            self._client.delete(target, points_selector=selector, wait=True)
+
+        await self._run(run)
 
     # --- reads ---------------------------------------------------------------
     async def search(
@@ -213,7 +208,3 @@ class QdrantVectorStore:
                     return out
 
         return await self._run(scroll)
-
-    async def close(self) -> None:
-        await self._run(self._client.close)
-        self._executor.shutdown(wait=False)

@@ -59,7 +59,11 @@ def test_values_are_converted_to_field_types() -> None:
         ({"RAG_WEB_PORT": "70000"}, "RAG_WEB_PORT"),
         ({"RAG_UPSERT_RATE": "fast"}, "RAG_UPSERT_RATE"),
         ({"RAG_SESSION_TIMEOUT_S": "2"}, "RAG_SESSION_TIMEOUT_S"),
+        ({"RAG_REINDEX_UPSERT_RATE": "0"}, "RAG_REINDEX_UPSERT_RATE"),
+        ({"RAG_REINDEX_GRACE_S": "-1"}, "RAG_REINDEX_GRACE_S"),
         ({"RAG_SESSION_TIMEOUT_S": "3600"}, "RAG_SESSION_TIMEOUT_S"),
+        ({"RAG_LAG_INTERVAL_S": "-1"}, "RAG_LAG_INTERVAL_S"),
+        ({"RAG_LAG_INTERVAL_S": "nan"}, "RAG_LAG_INTERVAL_S"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

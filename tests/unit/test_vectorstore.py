@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from rag_streams.errors import BadInput
 from rag_streams.ids import point_id
-from rag_streams.vectorstore import Point, QdrantVectorStore
+from rag_streams.vectorstore import Collection, Point, QdrantVectorStore
 
 DIM = 4
 
@@ -141,3 +142,71 @@ async def test_tenants_are_isolated(store: QdrantVectorStore) -> None:
     await store.delete_doc("acme", "shared.md")
     assert await store.points("acme") == []
     assert {h.payload["doc_id"] for h in await store.points("beta")} == {"shared.md", "b-only.md"}
+
+
+# --- reindex: generations beside the aliased one, the flip, the drop ---------------------------
+
+
+async def test_create_generation_records_its_model_and_stays_unaliased(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "old-model")
+    created = await store.create_generation("acme", 2, DIM, "new-model", "/models/new")
+    assert created == Collection("rag_acme__v2", 2, "new-model", DIM, "/models/new", aliased=False)
+    assert await store.create_generation("acme", 2, DIM, "other", None) == created  # idempotent: a resume
+    assert await store.collections("acme") == [
+        Collection("rag_acme__v1", 1, "old-model", DIM, None, aliased=True),
+        created,
+    ]
+    assert await store.current_collection("acme") == Collection("rag_acme__v1", 1, "old-model", DIM, None, True)
+    assert await store.current_collection("nobody") is None
+    assert Collection.from_json(created.to_json()) == created
+
+
+async def test_writes_into_a_generation_do_not_reach_the_alias(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [point("a", 0, 1, [1, 0, 0, 0])], version=1)
+    await store.create_generation("acme", 2, DIM, "m")
+    await store.upsert("acme", [point("b", 0, 1, [0, 1, 0, 0])], version=1, collection="rag_acme__v2")
+    assert by_slot(await store.points("acme")) == {("a", 0): 1}
+    await store.delete_doc("acme", "a", upto_version=1, collection="rag_acme__v2")
+    assert by_slot(await store.points("acme")) == {("a", 0): 1}
+    with pytest.raises(BadInput):
+        await store.upsert("acme", [point("b", 0, 1, [0, 1, 0, 0])], version=1, collection="rag_beta__v1")
+    with pytest.raises(BadInput):
+        await store.delete_doc("acme", "a", collection="rag_acme")
+
+
+async def test_flip_moves_queries_and_live_writes_then_the_old_generation_drops(store: QdrantVectorStore) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [point("old", 0, 1, [1, 0, 0, 0])], version=1)
+    await store.create_generation("acme", 2, DIM, "m2", "src")
+    await store.upsert("acme", [point("new", 0, 1, [1, 0, 0, 0])], version=1, collection="rag_acme__v2")
+    with pytest.raises(BadInput):
+        await store.flip_alias("acme", "rag_acme__v3")  # missing: the alias stays where it is
+    await store.flip_alias("acme", "rag_acme__v2")
+    aliases = {a.alias_name: a.collection_name for a in store._client.get_aliases().aliases}
+    assert aliases == {"rag_acme": "rag_acme__v2"}
+    assert [h.payload["doc_id"] for h in await store.search("acme", [1, 0, 0, 0], 5)] == ["new"]
+    assert (await store.current_collection("acme")) == Collection("rag_acme__v2", 2, "m2", DIM, "src", True)
+    await store.upsert("acme", [point("live", 0, 1, [0, 1, 0, 0])], version=1)  # the index stage's alias write
+    assert by_slot(await store.points("acme")) == {("new", 0): 1, ("live", 0): 1}
+    with pytest.raises(BadInput):
+        await store.drop_collection("acme", "rag_acme__v2")  # never the aliased one
+    await store.drop_collection("acme", "rag_acme__v1")
+    assert [c.name for c in await store.collections("acme")] == ["rag_acme__v2"]
+
+
+async def test_upsert_same_version_rewrites_and_trim_removes_what_only_an_older_version_has(
+    store: QdrantVectorStore,
+) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    # the live stage wrote v2 (one chunk); a replay of v1 (three chunks) arrives after it
+    await store.upsert("acme", [point("a", 0, 2, [1, 0, 0, 0])], version=2)
+    await store.upsert("acme", [point("a", i, 1, [0, 1, 0, 0]) for i in range(3)], version=1, same_version=True)
+    assert by_slot(await store.points("acme")) == {("a", 0): 2, ("a", 1): 1, ("a", 2): 1}  # guard kept v2
+    await store.upsert("acme", [point("b", 0, 1, [0, 0, 1, 0])], version=1)
+    await store.trim_doc("acme", "a", version=1)
+    assert by_slot(await store.points("acme")) == {("a", 0): 2, ("b", 0): 1}
+    # same_version: a point of the same version is rewritten (the reindex's vectors win)
+    await store.upsert("acme", [point("a", 0, 2, [0, 0, 0, 1])], version=2, same_version=True)
+    (best,) = await store.search("acme", [0, 0, 0, 1], 1)
+    assert (best.payload["doc_id"], best.score) == ("a", pytest.approx(1.0, abs=1e-5))

@@ -1,0 +1,155 @@
+"""Collection admin endpoints of the index worker: how `reindex` reaches an embedded Qdrant.
+
+The store is locked by this process, so `rag-streams reindex` sends its work here
+(``rag_streams.reindex_remote.RemoteCollections`` is the client). Each endpoint is one
+``VectorStore`` call; collection names must be the tenant's own generations.
+
+- ``GET    /v1/tenants/{t}/collections``                the generations, which one is aliased
+- ``POST   /v1/tenants/{t}/collections``                create generation n (not aliased)
+- ``PUT    /v1/tenants/{t}/collections/{name}/points``  version-guarded upsert of a batch
+- ``POST   /v1/tenants/{t}/collections/{name}/delete``  version-bounded delete (or trim) of a document
+- ``PUT    /v1/tenants/{t}/alias``                      flip the alias (one atomic alias update)
+- ``DELETE /v1/tenants/{t}/collections/{name}``         drop an old generation
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from faust.web import Request, Response, View
+
+from rag_streams.api import ApiError, _check_tenant, _error, _json_body
+from rag_streams.app import app, services
+from rag_streams.errors import BadInput
+from rag_streams.vectorstore import Point
+
+
+def _int(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
+    value = body.get(name)
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadInput(f"'{name}' must be a non-negative integer")
+    return value
+
+
+def _object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadInput("body must be a JSON object")
+    return body
+
+
+def _points(body: dict[str, Any]) -> list[Point]:
+    raw = body.get("points")
+    if not isinstance(raw, list) or not raw:
+        raise BadInput("'points' must be a non-empty list")
+    out = []
+    for p in raw:
+        if not (
+            isinstance(p, dict)
+            and isinstance(p.get("id"), str)
+            and isinstance(p.get("vector"), list)
+            and all(isinstance(x, (int, float)) for x in p["vector"])
+            and isinstance(p.get("payload"), dict)
+        ):
+            raise BadInput("each point needs an 'id' (str), a 'vector' (numbers) and a 'payload' (object)")
+        out.append(Point(p["id"], p["vector"], p["payload"]))
+    return out
+
+
+def _ok(view: View, body: Any, status: int = 200) -> Response:
+    return view.bytes(orjson.dumps(body), status=status, content_type="application/json")
+
+
+async def _handle(view: View, request: Request, tenant: str, action: Any) -> Response:
+    try:
+        _check_tenant(request, tenant)
+        return _ok(view, await action())
+    except ApiError as exc:
+        return _error(view, exc.status, str(exc))
+    except BadInput as exc:
+        return _error(view, 400, str(exc))
+
+
+@app.page("/v1/tenants/{tenant}/collections")
+class CollectionsView(View):
+    async def get(self, request: Request, tenant: str) -> Response:
+        async def run() -> Any:
+            return {"collections": [c.to_json() for c in await services.store().collections(tenant)]}
+
+        return await _handle(self, request, tenant, run)
+
+    async def post(self, request: Request, tenant: str) -> Response:
+        async def run() -> Any:
+            body = _object(await _json_body(request))
+            model, source = body.get("model"), body.get("source")
+            if not isinstance(model, str) or not (source is None or isinstance(source, str)):
+                raise BadInput("'model' must be a string and 'source' a string or null")
+            created = await services.store().create_generation(
+                tenant, _int(body, "generation"), _int(body, "dim"), model, source
+            )
+            return created.to_json()
+
+        return await _handle(self, request, tenant, run)
+
+
+@app.page("/v1/tenants/{tenant}/collections/{name}")
+class CollectionView(View):
+    async def delete(self, request: Request, tenant: str, name: str) -> Response:
+        async def run() -> Any:
+            await services.store().drop_collection(tenant, name)
+            return {"dropped": name}
+
+        return await _handle(self, request, tenant, run)
+
+
+@app.page("/v1/tenants/{tenant}/collections/{name}/points")
+class CollectionPointsView(View):
+    async def put(self, request: Request, tenant: str, name: str) -> Response:
+        async def run() -> Any:
+            body = _object(await _json_body(request))
+            points = _points(body)
+            same = body.get("same_version", False) is True
+            await services.store().upsert(
+                tenant, points, version=_int(body, "version"), same_version=same, collection=name
+            )
+            return {"upserted": len(points)}
+
+        return await _handle(self, request, tenant, run)
+
+
+@app.page("/v1/tenants/{tenant}/collections/{name}/delete")
+class CollectionDeleteView(View):
+    async def post(self, request: Request, tenant: str, name: str) -> Response:
+        async def run() -> Any:
+            body = _object(await _json_body(request))
+            doc_id = body.get("doc_id")
+            if not isinstance(doc_id, str) or not doc_id:
+                raise BadInput("'doc_id' must be a non-empty string")
+            if body.get("trim_version") is not None:  # older versions than the newest stored
+                await services.store().trim_doc(tenant, doc_id, version=_int(body, "trim_version"), collection=name)
+                return {"trimmed": doc_id}
+            await services.store().delete_doc(
+                tenant,
+                doc_id,
+                below_version=_int(body, "below_version", optional=True),
+                upto_version=_int(body, "upto_version", optional=True),
+                collection=name,
+            )
+            return {"deleted": doc_id}
+
+        return await _handle(self, request, tenant, run)
+
+
+@app.page("/v1/tenants/{tenant}/alias")
+class AliasView(View):
+    async def put(self, request: Request, tenant: str) -> Response:
+        async def run() -> Any:
+            name = _object(await _json_body(request)).get("collection")
+            if not isinstance(name, str):
+                raise BadInput("'collection' must be a string")
+            await services.store().flip_alias(tenant, name)
+            return {"tenant": tenant, "collection": name}
+
+        return await _handle(self, request, tenant, run)
