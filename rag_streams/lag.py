@@ -30,7 +30,7 @@ __all__ = ["LagReader", "LagReport", "PartitionLag", "Snapshot", "StageLag", "ad
 log = logging.getLogger(__name__)
 TP = tuple[str, int]
 #: Tails up to this many offsets are probed for visible records (markers and aborted records are not).
-PROBE_MAX_OFFSETS = 0
+PROBE_MAX_OFFSETS = 1000
 
 
 def pipeline_stages(settings: Settings) -> list[tuple[str, str]]:
@@ -228,8 +228,13 @@ class LagReader:
         await self.stop()
 
     async def start(self) -> None:
-        await self._admin.start()
-        await self._consumer.start()
+        try:
+            await self._admin.start()
+            await self._consumer.start()
+        except BaseException:
+            await self._consumer.stop()  # closed, started or not: no "Unclosed AIOKafkaConsumer" at exit
+            await self._admin.close()
+            raise
 
     async def stop(self) -> None:
         try:

@@ -19,7 +19,7 @@ from rag_streams import metrics
 from rag_streams.app import app, settings
 from rag_streams.lag import LagReader, LagReport, Snapshot, build_report, pipeline_stages
 
-__all__ = ["export_report"]
+__all__ = ["export_report", "export_tick"]
 log = logging.getLogger(__name__)
 _STAGES = pipeline_stages(settings)
 
@@ -59,26 +59,28 @@ async def _reset() -> None:
             log.debug("lag reader stop: %s", exc)
 
 
-if settings.lag_interval_s > 0:
-
-    @app.timer(settings.lag_interval_s)
-    async def export_lag() -> None:
-        if not app.is_leader():
-            metrics.kafka_consumer_lag.clear()
-            metrics.drain_time_seconds.clear()
-            _State.previous = None
-            return
-        try:
-            export_report(await _read())
-        except (KafkaError, OSError, TimeoutError) as exc:
-            log.warning("reading consumer lag failed: %s: %s", type(exc).__name__, exc, extra={"stage": "lag"})
-            await _reset()
-        except Exception:  # a bug here must not stop the worker: log it, start afresh next time
-            log.exception("reading consumer lag failed", extra={"stage": "lag"})
-            await _reset()
-
-    async def _close_reader(sender: Any, *args: Any, **kwargs: Any) -> None:
+async def export_tick() -> None:
+    """One reading: the leader sets the gauges, any other worker clears them. Never raises."""
+    if not app.is_leader():
+        metrics.kafka_consumer_lag.clear()
+        metrics.drain_time_seconds.clear()
+        _State.previous = None
+        return
+    try:
+        export_report(await _read())
+    except (KafkaError, OSError, TimeoutError) as exc:
+        log.warning("reading consumer lag failed: %s: %s", type(exc).__name__, exc, extra={"stage": "lag"})
+        await _reset()
+    except Exception:  # a bug here must not stop the worker: log it, start afresh next time
+        log.exception("reading consumer lag failed", extra={"stage": "lag"})
         await _reset()
 
+
+async def _close_reader(sender: Any, *args: Any, **kwargs: Any) -> None:
+    await _reset()
+
+
+if settings.lag_interval_s > 0:
+    app.timer(settings.lag_interval_s, name="export_lag")(export_tick)
     # cast: mode's handler type names its `signal` argument by a string mypy cannot resolve
     app.on_before_shutdown.connect(cast(Any, _close_reader))
