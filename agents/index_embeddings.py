@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from rag_streams import metrics
@@ -61,7 +63,9 @@ async def _index_batch(events: list[Any]) -> None:
     store = services.store()
     failed: set[int] = set()
     for (tenant, version, repair), positions in plan.upserts.items():
-        for pos, error in await _upsert_isolating(store, batch, tenant, version, repair, positions):
+        for pos, error in await _upsert_isolating(
+            partial(_upsert, store, batch, tenant, version, repair), batch, positions
+        ):
             failed.add(pos)
             await dead_letter(batch[pos][0], error, stage=STAGE)
     for (tenant, version), positions in plan.reuses.items():
@@ -114,17 +118,12 @@ async def _upsert(
 
 
 async def _upsert_isolating(
-    store: Any,
-    batch: list[tuple[Any, EmbeddingUpsert, list[float]]],
-    tenant: str,
-    version: int,
-    repair: bool,
-    positions: list[int],
+    upsert: Callable[[list[int]], Awaitable[None]], batch: list[Any], positions: list[int]
 ) -> list[tuple[int, PermanentError]]:
     """Upsert a group; if the store refuses it for good, retry document by document so one bad
     document is dead-lettered alone. Returns the positions that failed, with their error."""
     try:
-        await _upsert(store, batch, tenant, version, repair, positions)
+        await upsert(positions)
         return []
     except PermanentError as exc:
         by_doc: dict[str, list[int]] = {}
@@ -135,7 +134,7 @@ async def _upsert_isolating(
     failures: list[tuple[int, PermanentError]] = []
     for doc_positions in by_doc.values():
         try:
-            await _upsert(store, batch, tenant, version, repair, doc_positions)
+            await upsert(doc_positions)
         except PermanentError as exc:
             failures += [(p, exc) for p in doc_positions]
     return failures
