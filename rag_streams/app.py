@@ -19,6 +19,7 @@ from rag_streams.faust_compat import (
     install_source_transactions,
     install_stable_transactional_ids,
 )
+from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch, watch_recovery_end
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
 from rag_streams.topics import TopicNames, max_message_bytes
@@ -30,6 +31,8 @@ install_ordered_stream_resume()  # no fetched message is dropped when recovery c
 install_commit_on_revoke()  # no transaction stays open through a rebalance
 install_buffer_drain_before_commit()  # table changelog records commit with their events
 install_stable_transactional_ids()  # workers of different roles never share a transactional id
+install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
+install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(
@@ -83,6 +86,11 @@ async def check_processing_guarantee() -> None:
     log.info("processing guarantee %s: Kafka transactions %s", settings.processing_guarantee, "on" if actual else "off")
     if wanted != actual:
         await app.crash(RuntimeError(f"processing guarantee {settings.processing_guarantee} but transactions={actual}"))
+
+
+@app.task
+async def end_recovery_at_last_committed_record() -> None:
+    await watch_recovery_end(app)
 
 
 if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)
