@@ -17,7 +17,7 @@ from rag_streams.faust_compat import (
     install_commit_on_revoke,
     install_ordered_stream_resume,
     install_source_transactions,
-    install_stable_transactional_ids,
+    install_stage_transactional_ids,
 )
 from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch, watch_recovery_end
 from rag_streams.services import Services
@@ -30,7 +30,7 @@ install_source_transactions()  # outputs commit atomically with their input offs
 install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
 install_commit_on_revoke()  # no transaction stays open through a rebalance
 install_buffer_drain_before_commit()  # table changelog records commit with their events
-install_stable_transactional_ids()  # workers of different roles never share a transactional id
+install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
 install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
 install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
 names = TopicNames.for_prefix(settings.topic_prefix)

@@ -55,13 +55,17 @@
    :func:`install_buffer_drain_before_commit` hands every buffered record to its transaction
    (and waits for the one the background task may be sending) before Faust commits.
 
-7. Transactional ids are ``{app_id}-{topic group}-{partition}``, and the topic group is a number
-   the group leader gives each set of co-subscribed topics, in the order it meets them. With
-   workers of different roles, the numbering changes when members join or leave: a chunk worker's
-   ``app-0-1`` becomes ``app-1-1`` while an index worker's ``app-1-1`` becomes ``app-0-1``, and
-   each fences the other's producer (``ProducerFenced``, the worker crashes). Found by
-   tests/integration/test_worker_roles.py. :func:`install_stable_transactional_ids` names a
-   topic group by its alphabetically first topic instead: stable while the roles are.
+7. Transactional ids are ``{app_id}-{topic group}-{partition}``, and Faust's group leader numbers
+   topic groups by *partition count*: every 3-partition topic (raw, chunks, embeddings and all
+   table changelogs) is in the same group. One worker with every role then has one transaction
+   per partition, but workers of different roles open producers with the same id (the chunk
+   worker's raw partition 0 and an embed worker's chunks partition 0 are both ``app-1-0``) and
+   fence each other (``ProducerFenced``, then ``IllegalOperation``). Found by
+   tests/integration/test_worker_roles.py. :func:`install_stage_transactional_ids` names the
+   group of a topic by the stage that consumes it, like a Kafka Streams task: a source topic is
+   its own group, and a table's changelog is in the group of the source topic whose events write
+   it (declared with :func:`transaction_group`). The ids no longer depend on which workers are
+   in the group, so a restarted worker of any role fences its killed predecessor's transactions.
 """
 
 from __future__ import annotations
@@ -83,11 +87,13 @@ from faust.transport.producer import ProducerBuffer
 __all__ = [
     "acting_on",
     "discard_local_tables",
+    "faust_group_for_topic_of_leader",
     "install_buffer_drain_before_commit",
     "install_commit_on_revoke",
     "install_ordered_stream_resume",
     "install_source_transactions",
-    "install_stable_transactional_ids",
+    "install_stage_transactional_ids",
+    "transaction_group",
 ]
 
 
@@ -229,14 +235,22 @@ def install_buffer_drain_before_commit() -> None:
         TransactionManager.commit = _drains_buffer_first(TransactionManager.commit)  # type: ignore[method-assign]
 
 
-def _group_named_by_first_topic(self: PartitionAssignor, topic: str) -> Any:
-    group = self._topic_groups[topic]
-    return min(t for t, g in self._topic_groups.items() if g == group)
+faust_group_for_topic_of_leader = PartitionAssignor.group_for_topic  # Faust's own, kept for the tests
+_TRANSACTION_GROUPS: dict[str, str] = {}  # changelog topic -> the source topic whose events write it
 
 
-def install_stable_transactional_ids() -> None:
-    """Name topic groups (and so transactional ids) by their first topic, not a number (idempotent)."""
-    PartitionAssignor.group_for_topic = _group_named_by_first_topic  # type: ignore[method-assign]
+def transaction_group(changelog_topic: str, source_topic: str) -> None:
+    """Declare that a table's changelog is written while processing ``source_topic``'s events."""
+    _TRANSACTION_GROUPS[changelog_topic] = source_topic
+
+
+def _group_of_consuming_stage(self: PartitionAssignor, topic: str) -> str:
+    return _TRANSACTION_GROUPS.get(topic, topic)
+
+
+def install_stage_transactional_ids() -> None:
+    """One transactional id per (source topic, partition), whichever worker holds it (idempotent)."""
+    PartitionAssignor.group_for_topic = _group_of_consuming_stage  # type: ignore[method-assign,assignment]
 
 
 def discard_local_tables(tabledir: Path) -> bool:

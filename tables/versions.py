@@ -13,13 +13,20 @@ transactional id and fence each other.
 
 from __future__ import annotations
 
-from faust.types import TableT
+from faust.types import TableT, TopicT
 
 from rag_streams.app import app, settings
+from rag_streams.faust_compat import transaction_group
 
 __all__ = ["version_table"]
 
 
-def version_table(name: str, description: str) -> TableT:
-    """A version table: no default, co-partitioned with the pipeline topics."""
-    return app.Table(name, default=None, partitions=settings.topic_partitions, help=description)
+def version_table(name: str, description: str, *, written_from: TopicT) -> TableT:
+    """A version table: no default, co-partitioned with ``written_from``, whose events write it.
+
+    Its changelog records commit in the transaction of the source partition (faust_compat, 7).
+    """
+    table = app.Table(name, default=None, partitions=settings.topic_partitions, help=description)
+    for source in written_from.topics:
+        transaction_group(table.changelog_topic.get_topic_name(), source)
+    return table

@@ -25,12 +25,6 @@ def port_of(worker: Any) -> int:
     return int(worker.env["RAG_WEB_PORT"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open: under exactly_once, split-role workers still fence each other's transactional "
-    "producers while the group forms (ProducerFenced in the chunk worker, then IllegalOperation); "
-    "work-arounds 5-7, per-stage tables and no standbys fixed the earlier failures of this test, not this one",
-)
 async def test_two_embed_workers_share_then_hand_over_and_the_index_ends_with_zero_drift(idle_pipeline: Any) -> None:
     pipeline = idle_pipeline
     index = pipeline.worker_with("index", port=pipeline.port)  # serves the API the checks read

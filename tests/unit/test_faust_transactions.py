@@ -17,9 +17,11 @@ from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
 from rag_streams.faust_compat import (
+    faust_group_for_topic_of_leader,
     install_buffer_drain_before_commit,
     install_commit_on_revoke,
-    install_stable_transactional_ids,
+    install_stage_transactional_ids,
+    transaction_group,
 )
 
 REVOKED = {("rag.documents.raw", 0), ("rag.documents.raw", 1)}
@@ -128,18 +130,22 @@ async def test_commit_sends_every_buffered_record_into_the_transaction_first() -
     assert manager.producer.buffer.pending.empty()
 
 
-def test_topic_groups_keep_their_name_when_the_leader_renumbers_them() -> None:
-    install_stable_transactional_ids()
-    assignor = SimpleNamespace(_topic_groups={})
+def test_faust_alone_gives_every_stage_of_a_partition_the_same_transactional_id() -> None:
+    # Faust's leader numbers topic groups by partition count: raw and chunks are in one group,
+    # so a chunk worker and an embed worker both open ``app-1-0`` for their partition 0.
+    assignor: Any = SimpleNamespace(_topic_groups={"t.documents.raw": 1, "t.documents.chunks": 1})
+    faust_group_for_topic: Any = faust_group_for_topic_of_leader
+    assert faust_group_for_topic(assignor, "t.documents.raw") == faust_group_for_topic(assignor, "t.documents.chunks")
+
+
+def test_transactional_ids_are_named_by_the_consuming_stage() -> None:
+    install_stage_transactional_ids()
+    transaction_group("app-accepted-versions-changelog", "t.documents.raw")
+    transaction_group("app-embedded-slots-changelog", "t.documents.chunks")
     group_for_topic: Any = PartitionAssignor.group_for_topic
-    names = []
-    for numbering in ((0, 1), (1, 0)):  # before and after members of other roles joined
-        chunk, embed = numbering
-        assignor._topic_groups = {
-            "t.documents.raw": chunk,
-            "app-accepted-versions-changelog": chunk,
-            "t.documents.chunks": embed,
-            "app-embedded-slots-changelog": embed,
-        }
-        names.append((group_for_topic(assignor, "t.documents.raw"), group_for_topic(assignor, "t.documents.chunks")))
-    assert names[0] == names[1] == ("app-accepted-versions-changelog", "app-embedded-slots-changelog")
+    assignor = SimpleNamespace(_topic_groups={})  # whatever the leader sent: it is not consulted
+    groups = {t: group_for_topic(assignor, t) for t in ("t.documents.raw", "t.documents.chunks")}
+    assert groups == {"t.documents.raw": "t.documents.raw", "t.documents.chunks": "t.documents.chunks"}
+    # a table's changelog records commit with the offsets of the events that wrote them
+    assert group_for_topic(assignor, "app-accepted-versions-changelog") == "t.documents.raw"
+    assert group_for_topic(assignor, "app-embedded-slots-changelog") == "t.documents.chunks"
