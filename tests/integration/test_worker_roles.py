@@ -66,6 +66,8 @@ async def test_two_embed_workers_share_then_hand_over_and_the_index_ends_with_ze
 
         await pipeline.wait_for(drained, timeout=600, what="the split pipeline to drain")
         assert await _embedded(pipeline, embed_b) > before  # the survivor took over the stopped worker's work
+        # no worker was fenced out of its transactions and crashed on the way
+        assert [w.log.name for w in (index, chunk, embed_b) if not w.alive()] == []
         code, report = await pipeline.verify(TENANT)
         assert code == 0, report
         chunk_keys, embed_keys = await pipeline.committed_chunk_keys()
