@@ -41,6 +41,31 @@ def with_vector(chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingU
     )
 
 
+async def _embed(embedder: Embedder, texts: list[str]) -> list[bytes]:
+    array = await retry_transient(asyncio.to_thread, embedder.embed, texts, what="embed")
+    return [to_bytes(row) for row in array]
+
+
+async def _embed_isolating(embedder: Embedder, texts: list[str]) -> tuple[dict[int, bytes], dict[int, PermanentError]]:
+    """Embed a batch; if the model fails on it for good, embed chunk by chunk so only the chunks
+    it fails on are returned as failed (by position), the rest with their vectors."""
+    try:
+        return dict(enumerate(await _embed(embedder, texts))), {}
+    except Exception as exc:  # any model error: find the chunks it belongs to
+        log.exception("embedding a batch of %d failed; embedding one by one", len(texts), extra={"stage": STAGE})
+        if len(texts) == 1:
+            return {}, {0: PermanentError(f"embedding failed: {type(exc).__name__}: {exc}")}
+    vectors: dict[int, bytes] = {}
+    failed: dict[int, PermanentError] = {}
+    for i, text in enumerate(texts):
+        try:
+            vectors[i] = (await _embed(embedder, [text]))[0]
+        except Exception as exc:  # this chunk's own failure
+            log.exception("embedding chunk %d of the batch failed", i, extra={"stage": STAGE})
+            failed[i] = PermanentError(f"embedding failed: {type(exc).__name__}: {exc}")
+    return vectors, failed
+
+
 @app.agent(chunks_topic)
 async def embed_chunks(stream: Any) -> None:
     # take_events acks the whole batch in a `finally:`: every error is handled inside.
@@ -76,17 +101,10 @@ async def _embed_batch(events: list[Any]) -> None:
     for positions in todo.values():
         embedder = embedders[chunks[positions[0]].tenant_id]
         metrics.embed_batch_size.observe(len(positions))
-        try:
-            array = await retry_transient(
-                asyncio.to_thread, embedder.embed, [chunks[p].text for p in positions], what="embed"
-            )
-        except Exception as exc:  # the model failed on this batch for good: dead-letter it, keep running
-            log.exception("embedding a batch of %d failed", len(positions), extra={"stage": STAGE})
-            for pos in positions:
-                error = PermanentError(f"embedding failed: {type(exc).__name__}: {exc}")
-                await dead_letter(decoded[pos][0], error, stage=STAGE)
-        else:
-            vectors.update({pos: to_bytes(row) for pos, row in zip(positions, array, strict=True)})
+        embedded, failed = await _embed_isolating(embedder, [chunks[p].text for p in positions])
+        vectors.update({positions[i]: vector for i, vector in embedded.items()})
+        for i, error in failed.items():  # the model failed on this chunk for good: dead-letter it
+            await dead_letter(decoded[positions[i]][0], error, stage=STAGE)
     for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
         embedder = embedders[chunk.tenant_id]
         if action is Action.DROP or (action is Action.EMBED and pos not in vectors):

@@ -11,7 +11,7 @@ from rag_streams import metrics
 from rag_streams.agents.chunk_documents import chunk_documents
 from rag_streams.agents.embed_chunks import embed_chunks
 from rag_streams.agents.index_embeddings import index_embeddings
-from rag_streams.app import names
+from rag_streams.app import names, services
 from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
 from rag_streams.embedding import HashingEmbedder, from_bytes, to_bytes
@@ -92,6 +92,37 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
     assert out[-1].vector == b""
     assert sum(fakes["embedder"].calls) == len(chunks) and len(fakes["embedder"].calls) < len(chunks)
     assert [DEADLETTER.decode(m["value"]).stage for m in sent.on(names.deadletter)] == ["embed"]
+
+
+class PoisonedEmbedder(HashingEmbedder):
+    """Fails on any batch that holds a text with the poison word, as a model may on odd input."""
+
+    def embed(self, texts: Any) -> Any:
+        if any("poison" in t for t in texts):
+            raise ValueError("the model cannot embed this text")
+        return super().embed(texts)
+
+
+async def test_embed_dead_letters_only_the_chunk_the_model_fails_on(sent: Any, fakes: Any) -> None:
+    embedder = PoisonedEmbedder()
+    services.override(embedder=embedder, store=fakes["store"])
+    good = chunk_document(RawDocument("acme", "a.md", 3, text=TEXT), embedder, size=20, overlap=4)
+    bad = chunk_document(RawDocument("acme", "b.md", 1, text="a poison pill"), embedder, size=20, overlap=4)
+    assert len(good) > 1 and len(bad) == 1
+    async with embed_chunks.test_context() as agent:
+        for c in [good[0], *bad, *good[1:]]:  # one model batch
+            await agent.put(CHUNK.encode(c), key=c.key.encode())
+        await settle()
+
+    out = [EMBEDDING.decode(m["value"]) for m in sent.on(names.embeddings)]
+    assert [e.chunk_id for e in out] == [c.chunk_id for c in good]
+    expected = HashingEmbedder().embed([c.text for c in good])
+    assert [e.vector for e in out] == [to_bytes(row) for row in expected]
+    dead = [DEADLETTER.decode(m["value"]) for m in sent.on(names.deadletter)]
+    assert [(d.stage, d.error_class, CHUNK.decode(d.value).chunk_id) for d in dead] == [
+        ("embed", "PermanentError", bad[0].chunk_id)
+    ]
+    assert "the model cannot embed this text" in dead[0].message
 
 
 def upserts(doc: RawDocument, embedder: HashingEmbedder) -> list[EmbeddingUpsert]:
