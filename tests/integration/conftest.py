@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import socket
@@ -31,13 +32,28 @@ from rag_streams.producer import DocumentProducer
 from rag_streams.settings import Settings, load_settings
 from rag_streams.topics import TopicNames
 
-KAFKA_PORT = int(os.environ.get("RAG_TEST_KAFKA_PORT", "39092"))
+# Listening ports stay below Linux's ephemeral range (32768-60999): while a listener is down
+# (broker restart, killed worker), clients retrying to connect to it from ephemeral ports can
+# land on the port itself and connect to themselves (TCP simultaneous open), which holds the
+# port, and the restarted broker or worker fails with "Address already in use".
+KAFKA_PORT = int(os.environ.get("RAG_TEST_KAFKA_PORT", "29092"))
+_LISTEN_PORTS = range(20000, 32000)
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free port outside the ephemeral range, for a worker's HTTP API."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.choice(_LISTEN_PORTS)
+        if port == KAFKA_PORT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
 
 @pytest.fixture(scope="session")
