@@ -22,25 +22,6 @@ log = logging.getLogger(__name__)
 STAGE = "embed"
 
 
-def with_vector(chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingUpsert:
-    return EmbeddingUpsert(
-        tenant_id=chunk.tenant_id,
-        doc_id=chunk.doc_id,
-        version=chunk.version,
-        chunk_id=chunk.chunk_id,
-        chunk_index=chunk.chunk_index,
-        chunk_count=chunk.chunk_count,
-        text=chunk.text,
-        content_hash=chunk.content_hash,
-        vector=vector,
-        model=model,
-        dim=dim,
-        op=chunk.op,
-        metadata=chunk.metadata,
-        produced_at=chunk.produced_at,
-    )
-
-
 async def _embed(embedder: Embedder, texts: list[str]) -> list[bytes]:
     array = await retry_transient(asyncio.to_thread, embedder.embed, texts, what="embed")
     return [to_bytes(row) for row in array]
@@ -111,11 +92,11 @@ async def _embed_batch(events: list[Any]) -> None:
             continue
         if action is Action.REUSE:
             metrics.embed_skipped_unchanged_total.inc()
-            out = with_vector(chunk, b"", embedder.model_name, 0)  # dim 0: keep the stored vector
+            out = EmbeddingUpsert.of(chunk, b"", embedder.model_name, 0)  # dim 0: keep the stored vector
         elif action is Action.EMBED:
-            out = with_vector(chunk, vectors[pos], embedder.model_name, embedder.dim)
+            out = EmbeddingUpsert.of(chunk, vectors[pos], embedder.model_name, embedder.dim)
         else:
-            out = with_vector(chunk, b"", "", 0)
+            out = EmbeddingUpsert.of(chunk, b"", "", 0)
         with acting_on(event):
             await embeddings_topic.send(
                 key=event.message.key,

@@ -103,6 +103,26 @@ class EmbeddingUpsert:
     def key(self) -> str:
         return doc_key(self.tenant_id, self.doc_id)
 
+    @classmethod
+    def of(cls, chunk: Chunk, vector: bytes, model: str, dim: int) -> EmbeddingUpsert:
+        """The embedding record of ``chunk``: its fields, with the vector and the model that made it."""
+        return cls(
+            tenant_id=chunk.tenant_id,
+            doc_id=chunk.doc_id,
+            version=chunk.version,
+            chunk_id=chunk.chunk_id,
+            chunk_index=chunk.chunk_index,
+            chunk_count=chunk.chunk_count,
+            text=chunk.text,
+            content_hash=chunk.content_hash,
+            vector=vector,
+            model=model,
+            dim=dim,
+            op=chunk.op,
+            metadata=chunk.metadata,
+            produced_at=chunk.produced_at,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:

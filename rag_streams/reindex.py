@@ -159,20 +159,6 @@ def points_of(chunks: Sequence[Chunk], vectors: Sequence[Any], model: str) -> li
     """Qdrant points of a document's chunks with their vectors: the payload the index stage writes."""
     out = []
     for chunk, vector in zip(chunks, vectors, strict=True):
-        item = EmbeddingUpsert(
-            tenant_id=chunk.tenant_id,
-            doc_id=chunk.doc_id,
-            version=chunk.version,
-            chunk_id=chunk.chunk_id,
-            chunk_index=chunk.chunk_index,
-            chunk_count=chunk.chunk_count,
-            text=chunk.text,
-            content_hash=chunk.content_hash,
-            vector=b"",
-            model=model,
-            dim=len(vector),
-            metadata=chunk.metadata,
-            produced_at=chunk.produced_at,
-        )
+        item = EmbeddingUpsert.of(chunk, b"", model, len(vector))
         out.append(Point(chunk.chunk_id, [float(x) for x in vector], payload(item)))
     return out
