@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import orjson
 
-from rag_streams.logs import JsonFormatter, access_log, request_id_of
+from rag_streams.logs import JsonFormatter, RepeatFilter, access_log, request_id_of
 
 
 def record(msg: str, *args: object, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
@@ -87,3 +88,25 @@ async def test_access_log_logs_each_request_with_tenant_and_duration() -> None:
     assert out["message"] == "POST /v1/tenants/acme/search 200"
     assert out["request_id"] == "req-7" and out["tenant"] == "acme"
     assert isinstance(out["duration_ms"], float) and out["duration_ms"] >= 0
+
+
+def test_a_library_repeating_itself_is_let_through_once_per_window_with_the_count() -> None:
+    now = [100.0]
+    repeat = RepeatFilter(window_s=10.0, clock=lambda: now[0])
+
+    def record(name: str, msg: str, *args: Any) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, msg, args, None)
+
+    passed = []
+    for i in range(1000):  # a broker outage: the same error with its arguments, 100 a second
+        now[0] = 100.0 + i / 100
+        rec = record("aiokafka", "Unable connect to node with id %s: %s", 1, "Connect call failed")
+        if repeat.filter(rec):
+            passed.append(rec.getMessage())
+    assert passed == ["Unable connect to node with id 1: Connect call failed"]  # the rest came within 10 s
+    now[0] = 111.0
+    late = record("aiokafka", "Unable connect to node with id %s: %s", 1, "Connect call failed")
+    assert repeat.filter(late) and late.getMessage().endswith("[999 more like this in the last 11s]")
+    assert repeat.filter(record("aiokafka", "another message"))  # a different message passes at once
+    for _ in range(3):  # our own records are never held back (one access log line per request)
+        assert repeat.filter(record("rag_streams.api", "GET %s %d", "/healthz", 200))
