@@ -66,7 +66,8 @@ async def _process(event: Any) -> None:
     if verdict not in (Verdict.APPLY, Verdict.REPAIR):
         if verdict is Verdict.STALE:
             metrics.stale_writes_dropped_total.labels(STAGE).inc()
-        log.info(
+        # counted above; at debug only: a replayed topic drops every message it already applied
+        log.debug(
             "dropped %s v%d: %s", doc.key, doc.version, verdict.value, extra={"stage": STAGE, "tenant": doc.tenant_id}
         )
         return
