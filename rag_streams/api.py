@@ -5,7 +5,9 @@ Client mistakes get a 4xx JSON error, never a 500.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import orjson
@@ -14,13 +16,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_streams import metrics
 from rag_streams.app import app, services, settings
-from rag_streams.errors import BadInput
+from rag_streams.breaker import BreakerOpen, CircuitBreaker
+from rag_streams.errors import BadInput, is_transient
 from rag_streams.logs import access_log
 from rag_streams.records import TENANT_RE
-from rag_streams.search import parse_search, search
+from rag_streams.search import SearchRequest, parse_search, search
 
 log = logging.getLogger(__name__)
 _KEYS = settings.api_key_tenants()
+_BREAKER = CircuitBreaker(
+    "vectorstore", failures_to_open=settings.breaker_failures, reset_after_s=settings.breaker_reset_s
+)
 
 
 class ApiError(Exception):
@@ -68,18 +74,33 @@ class SearchView(View):
         try:
             _check_tenant(request, tenant)
             req = parse_search(await _json_body(request))
-            store = services.store()
-            current = await store.current_collection(tenant)  # uncached: the model must match the alias
-            if current is None:
-                raise ApiError(404, f"tenant {tenant!r} has no collection yet")
-            results = await search(store, await services.embedder(current.source), tenant, req)
+            results = await _BREAKER.call(partial(_search, tenant, req))
         except ApiError as exc:
             return _error(self, exc.status, str(exc))
         except BadInput as exc:
             return _error(self, 400, str(exc))
-        return self.bytes(
-            orjson.dumps({"results": results, "cached": False, "degraded": False}), content_type="application/json"
-        )
+        except BreakerOpen:
+            return _answer(self, [], degraded=True)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("search failed: %r; answered degraded", exc, extra={"tenant": tenant})
+            return _answer(self, [], degraded=True)
+        return _answer(self, results, degraded=False)
+
+
+async def _search(tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
+    """The store calls of a search (model lookup, query), each bounded by RAG_SEARCH_TIMEOUT_S."""
+    store, timeout_s = services.store(), settings.search_timeout_s
+    current = await asyncio.wait_for(store.current_collection(tenant), timeout_s)  # uncached: model = alias's
+    if current is None:
+        raise ApiError(404, f"tenant {tenant!r} has no collection yet")
+    return await search(store, await services.embedder(current.source), tenant, req, timeout_s=timeout_s)
+
+
+def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
+    body = {"results": results, "cached": False, "degraded": degraded}
+    return view.bytes(orjson.dumps(body), content_type="application/json")
 
 
 @app.page("/v1/tenants/{tenant}/points")

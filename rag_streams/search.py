@@ -47,10 +47,19 @@ def parse_search(body: Any) -> SearchRequest:
     return SearchRequest(query=query, k=k, doc_ids=tuple(doc_ids))
 
 
-async def search(store: VectorStore, embedder: Embedder, tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
+async def search(
+    store: VectorStore,
+    embedder: Embedder,
+    tenant: str,
+    req: SearchRequest,
+    *,
+    timeout_s: float,
+) -> list[dict[str, Any]]:
+    """Embed the question and query the store, waiting at most ``timeout_s`` (then ``TimeoutError``)."""
     vector = (await asyncio.to_thread(embedder.embed, [req.query]))[0].tolist()
     started = time.perf_counter()
-    hits = await store.search(tenant, vector, req.k, doc_ids=req.doc_ids or None)
+
+    hits = await asyncio.wait_for(store.search(tenant, vector, req.k, doc_ids=req.doc_ids or None), timeout_s)
     metrics.vectorstore_query_time_seconds.observe(time.perf_counter() - started)
     return [
         {

@@ -103,6 +103,19 @@ class Settings:
         "seconds `reindex` keeps the old collection after flipping the alias (queries in flight finish), then drops it",
         default=60.0,
     )
+    search_timeout_s: float = _env(
+        "RAG_SEARCH_TIMEOUT_S", "seconds a search waits for the vector store before it counts as failed", default=2.0
+    )
+    breaker_failures: int = _env(
+        "RAG_BREAKER_FAILURES",
+        "vector-store failures in a row (timeouts, connection errors, 5xx) that open the search circuit breaker",
+        default=5,
+    )
+    breaker_reset_s: float = _env(
+        "RAG_BREAKER_RESET_S",
+        "seconds an open circuit breaker answers `degraded` before it lets one trial search through",
+        default=10.0,
+    )
     redis_url: str = _env("RAG_REDIS_URL", "Redis URL of the query cache", default="redis://127.0.0.1:6379/0")
     cache_ttl: int = _env("RAG_CACHE_TTL", "seconds a cached search answer lives", default=300)
     api_keys: str = _env("RAG_API_KEYS", "comma list of key:tenant; empty = no auth (development only)", default="")
@@ -199,6 +212,9 @@ _POSITIVE = {
     "reindex_upsert_rate",
     "cache_ttl",
     "embed_window_s",
+    "search_timeout_s",
+    "breaker_failures",
+    "breaker_reset_s",
 }
 
 

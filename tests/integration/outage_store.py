@@ -1,4 +1,5 @@
-"""A VectorStore for RAG_VECTOR_STORE that stores batches until N points are in, then has a lasting outage.
+"""A VectorStore for RAG_VECTOR_STORE that stores batches until N points are in, then has a lasting
+outage: writes fail (transient) and searches hang.
 
 Used by the worker subprocess of test_offsets_after_ack.py: ``RAG_VECTOR_STORE=outage_store:build``
 with ``RAG_TEST_OUTAGE_AFTER_POINTS=N`` (test code; the product never reads this variable).
@@ -6,6 +7,7 @@ with ``RAG_TEST_OUTAGE_AFTER_POINTS=N`` (test code; the product never reads this
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -29,6 +31,11 @@ class OutageStore:
             raise TransientError("injected vector store outage")
         await self._inner.upsert(tenant, points, version=version, same_version=same_version)
         self.stored += len(points)
+
+    async def search(self, tenant: str, vector: Sequence[float], k: int, **kwargs: Any) -> Any:
+        if self.stored >= self._limit:
+            await asyncio.sleep(3600)  # a server that no longer answers
+        return await self._inner.search(tenant, vector, k, **kwargs)
 
 
 def build(settings: Settings) -> OutageStore:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ async def test_a_store_outage_then_sigkill_skips_nothing(pipeline: Any) -> None:
         "RAG_VECTOR_STORE": "outage_store:build",
         "RAG_TEST_OUTAGE_AFTER_POINTS": str(OUTAGE_AFTER),
         "PYTHONPATH": str(Path(__file__).parent),
+        "RAG_SEARCH_TIMEOUT_S": "0.5",
+        "RAG_BREAKER_FAILURES": "2",
+        "RAG_BREAKER_RESET_S": "600",
     }
     await pipeline.restart()
     n_docs = 20
@@ -44,7 +48,18 @@ async def test_a_store_outage_then_sigkill_skips_nothing(pipeline: Any) -> None:
         return "injected vector store outage" in pipeline.worker.log.read_text()
 
     await pipeline.wait_for(outage_reached, timeout=240, what="the store outage to begin")
-    await asyncio.sleep(8)  # several of Faust's commit intervals pass while the write is retried
+    started = time.monotonic()
+    # meanwhile searches hang in the store: two time out, then the open breaker answers at once
+    answers = []
+    for _ in range(4):
+        t0 = time.monotonic()
+        status, body = await pipeline.api("POST", "/v1/tenants/acme/search", {"query": "w1 w2 w3", "k": 3})
+        answers.append((status, body.get("degraded"), body.get("results"), time.monotonic() - t0))
+    assert [(s, d, r) for s, d, r, _ in answers] == [(200, True, [])] * 4
+    assert [t >= 0.5 for *_, t in answers] == [True, True, False, False], answers
+    assert await pipeline.metric("rag_circuit_breaker_state") == 2  # open
+    # several of Faust's commit intervals pass while the write is retried
+    await asyncio.sleep(max(0.0, 8 - (time.monotonic() - started)))
     before_kill = await pipeline.points("acme")
     assert len(before_kill) >= OUTAGE_AFTER
     assert {pt["doc_id"] for pt in before_kill} != {f"doc-{i}" for i in range(n_docs)}  # the outage held some back
