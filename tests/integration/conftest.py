@@ -122,6 +122,15 @@ class Pipeline:
         self.topics = TopicNames.for_prefix(self.settings.topic_prefix)
         self.tmp = tmp
         self.worker = Worker(self.env, tmp / "worker.log")
+        self.workers = [self.worker]
+
+    def crashes(self) -> list[str]:
+        """Logs of this pipeline's workers in which Faust reported a crash (the worker died on its own)."""
+        return [
+            f"{w.log.name}:\n{w.log.read_text(errors='replace')[-4000:]}"
+            for w in self.workers
+            if w.log.exists() and "We experienced a crash" in w.log.read_text(errors="replace")
+        ]
 
     def worker_with(self, name: str, *, port: int | None = None) -> Worker:
         """Another worker process of this pipeline, with its own data dir and HTTP port."""
@@ -131,7 +140,9 @@ class Pipeline:
             "RAG_WEB_PORT": str(port or free_port()),
             "RAG_API_URL": f"http://127.0.0.1:{self.port}",  # the pipeline's API: its index worker
         }
-        return Worker(env, self.tmp / f"{name}.log")
+        worker = Worker(env, self.tmp / f"{name}.log")
+        self.workers.append(worker)
+        return worker
 
     async def start(self) -> None:
         await create_topics(self.settings)
@@ -276,6 +287,7 @@ async def pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
     await p.start()
     yield p
     p.worker.stop()
+    assert p.crashes() == [], "a worker crashed (it must survive everything but SIGKILL)"
 
 
 @pytest.fixture
@@ -284,3 +296,4 @@ async def idle_pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
     p = Pipeline(kafka, tmp_path)
     await create_topics(p.settings)
     yield p
+    assert p.crashes() == [], "a worker crashed (it must survive everything but SIGKILL)"
