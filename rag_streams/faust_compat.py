@@ -53,7 +53,12 @@
    while not in transaction")`` and crash the worker. Found by tests/integration/test_crash.py
    (a rebalance while the restarted worker processed its first batch).
    :func:`install_buffer_drain_before_commit` hands every buffered record to its transaction
-   (and waits for the one the background task may be sending) before Faust commits.
+   (and waits for the one the background task may be sending) before Faust commits. It also
+   begins the transaction of any producer whose offsets are about to be committed but whose
+   transaction Faust ended (``commit_and_end_transactions`` on revocation) and did not begin
+   again: ``send_offsets_to_transaction`` raised ``IllegalOperation("Not in the middle of a
+   transaction")`` from the commit timer and the worker crashed (seen once, in
+   tests/integration/test_offsets_after_ack.py, seconds after a restart).
 
 7. Transactional ids are ``{app_id}-{topic group}-{partition}``, and Faust's group leader numbers
    topic groups by *partition count*: every 3-partition topic (raw, chunks, embeddings and all
@@ -78,6 +83,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from aiokafka.producer.transaction_manager import TransactionState
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.streams import _current_event, current_event
 from faust.tables.recovery import Recovery
@@ -86,6 +92,7 @@ from faust.transport.producer import ProducerBuffer
 
 __all__ = [
     "acting_on",
+    "begin_ended_transactions",
     "discard_local_tables",
     "faust_group_for_topic_of_leader",
     "install_buffer_drain_before_commit",
@@ -216,9 +223,20 @@ async def drain_producer_buffer(buffer: ProducerBuffer) -> None:
         await asyncio.sleep(0)  # the background task's send has not returned yet
 
 
+async def begin_ended_transactions(manager: Any, offsets: Any) -> None:
+    """Begin the transaction of each producer about to commit offsets whose transaction was ended."""
+    app, producer = manager.app, manager.app.producer
+    tids = {f"{app.conf.id}-{app.assignor.group_for_topic(tp.topic)}-{tp.partition}" for tp in offsets}
+    for tid in sorted(tids):
+        txn = getattr(producer, "_transaction_producers", {}).get(tid)
+        if txn is not None and txn._txn_manager.state is TransactionState.READY:
+            await producer.begin_transaction(tid)
+
+
 def _drains_buffer_first(original: Any) -> Any:
     async def commit(self: TransactionManager, offsets: Any, start_new_transaction: bool = True) -> bool:
         producer: Any = self.app.producer
+        await begin_ended_transactions(self, offsets)
         await drain_producer_buffer(producer.buffer)
         result: bool = await original(self, offsets, start_new_transaction)
         return result

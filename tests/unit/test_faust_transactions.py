@@ -11,6 +11,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import IllegalOperation
+from aiokafka.producer.transaction_manager import TransactionState
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.transport.consumer import TransactionManager
 from faust.transport.producer import ProducerBuffer
@@ -149,3 +153,33 @@ def test_transactional_ids_are_named_by_the_consuming_stage() -> None:
     # a table's changelog records commit with the offsets of the events that wrote them
     assert group_for_topic(assignor, "app-accepted-versions-changelog") == "t.documents.raw"
     assert group_for_topic(assignor, "app-embedded-slots-changelog") == "t.documents.chunks"
+
+
+async def test_aiokafka_refuses_to_commit_offsets_outside_a_transaction() -> None:
+    # what Faust's commit timer hits when a producer's transaction was ended and not begun again
+    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", transactional_id="app-t-0")
+    with pytest.raises(IllegalOperation, match="Not in the middle of a transaction"):
+        await producer.send_offsets_to_transaction({TopicPartition("t", 0): 10}, "app")
+
+
+async def test_commit_begins_an_ended_transaction_before_committing_offsets() -> None:
+    install_buffer_drain_before_commit()
+    published: list[str] = []
+    manager, commits = buffered_commit(published)
+    begun: list[str] = []
+
+    def txn(state: TransactionState) -> Any:
+        return SimpleNamespace(_txn_manager=SimpleNamespace(state=state))
+
+    async def begin_transaction(tid: str) -> None:
+        begun.append(tid)
+
+    manager.app.producer._transaction_producers = {
+        "app-0-0": txn(TransactionState.READY),  # ended on revocation, offsets to commit now
+        "app-0-1": txn(TransactionState.IN_TRANSACTION),
+        "app-0-2": txn(TransactionState.READY),  # no offsets in this commit: left alone
+    }
+    manager.app.producer.begin_transaction = begin_transaction
+    offsets = {TP("rag.documents.raw", 0): 10, TP("rag.documents.raw", 1): 4}
+    await TransactionManager.commit(manager, offsets)
+    assert begun == ["app-0-0"] and len(commits) == 1
