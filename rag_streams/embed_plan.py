@@ -3,7 +3,7 @@
 Per chunk slot (``tenant/doc_id/chunk_index``) the stage remembers ``[version, content_hash]``
 of the embedding it emitted last; per document ``[version, chunk_count, deleted]``. With them:
 
-- a chunk version already emitted (a replay) is dropped;
+- a chunk version already emitted (a replay) is dropped, and so is a delete already forwarded;
 - a chunk whose text is unchanged since the version emitted for its slot is **reused**: the
   index stage moves the stored point to the new version, and the model is not run;
 - everything else is embedded.
@@ -63,6 +63,12 @@ def plan_embeddings(
         doc_version = int(doc[0]) if doc else -1  # type: ignore[call-overload]
         known_count = int(doc[1]) if doc else 0  # type: ignore[call-overload]
         if chunk.op == DELETE:
+            deleted = bool(doc[2]) if doc else False
+            if not repair and (chunk.version < doc_version or (deleted and chunk.version == doc_version)):
+                # stale, or a replay of a delete already forwarded: a revoke can commit the output
+                # of an event whose offset the new owner has not seen committed, so it comes again
+                plan.actions.append(Action.DROP)
+                continue
             plan.actions.append(Action.FORWARD)
             if chunk.version >= doc_version:
                 for i in range(known_count):

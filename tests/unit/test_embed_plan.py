@@ -98,6 +98,22 @@ def test_text_after_a_delete_is_embedded_again() -> None:
     assert t.run(doc(3, "x", "y")) == [Action.EMBED, Action.EMBED]
 
 
+def test_replayed_delete_is_dropped_not_forwarded_twice() -> None:
+    t = Tables()
+    t.run(doc(1, "x", "y"))
+    assert t.run([delete(2)]) == [Action.FORWARD]
+    assert t.run([delete(2)]) == [Action.DROP]
+    assert t.run([delete(2)], [True]) == [Action.FORWARD]  # a repair passes on
+
+
+def test_stale_delete_is_dropped_and_a_newer_one_forwarded() -> None:
+    t = Tables()
+    t.run(doc(3, "x"))
+    assert t.run([delete(2)]) == [Action.DROP]
+    assert t.docs["acme/a"] == [3, 1, False]
+    assert t.run([delete(4)]) == [Action.FORWARD]
+
+
 def test_repair_replay_is_embedded_even_when_already_emitted() -> None:
     t = Tables()
     t.run(doc(1, "x", "y"))
