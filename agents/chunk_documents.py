@@ -13,6 +13,7 @@ from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
+from rag_streams.faust_acks import redelivered_unless_done
 from rag_streams.records import (
     DELETE,
     DELETED_VERSION_HEADER,
@@ -42,10 +43,11 @@ def decode_raw(key: bytes | None, value: bytes | None) -> RawDocument:
 @app.agent(raw_topic)
 async def chunk_documents(stream: Any) -> None:
     async for event in stream.events():
-        try:
-            await _process(event)
-        except PermanentError as exc:
-            await dead_letter(event, exc, stage=STAGE)
+        with redelivered_unless_done(app.consumer, [event]):  # a stop mid-event: not acked
+            try:
+                await _process(event)
+            except PermanentError as exc:
+                await dead_letter(event, exc, stage=STAGE)
         metrics.messages_processed_total.labels(STAGE).inc()
 
 

@@ -14,6 +14,7 @@ from rag_streams.deadletter import dead_letter
 from rag_streams.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.embedding import Embedder, to_bytes
 from rag_streams.errors import PermanentError, retry_transient
+from rag_streams.faust_acks import redelivered_unless_done
 from rag_streams.faust_compat import acting_on
 from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
 from rag_streams.tables.embedded_versions import embedded_docs, embedded_slots
@@ -51,7 +52,8 @@ async def _embed_isolating(embedder: Embedder, texts: list[str]) -> tuple[dict[i
 async def embed_chunks(stream: Any) -> None:
     # take_events acks the whole batch in a `finally:`: every error is handled inside.
     async for events in stream.take_events(settings.embed_batch, within=settings.embed_window_s):
-        await _embed_batch(events)
+        with redelivered_unless_done(app.consumer, events):  # a stop mid-batch: not acked
+            await _embed_batch(events)
         metrics.messages_processed_total.labels(STAGE).inc(len(events))
 
 

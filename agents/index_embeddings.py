@@ -15,6 +15,7 @@ from rag_streams.codecs import EMBEDDING
 from rag_streams.deadletter import dead_letter
 from rag_streams.embedding import from_bytes
 from rag_streams.errors import BadInput, PermanentError, retry_transient
+from rag_streams.faust_acks import redelivered_unless_done
 from rag_streams.faust_compat import acting_on
 from rag_streams.indexing import is_reuse, payload, plan_batch, slot_key
 from rag_streams.records import DELETE, EmbeddingUpsert, is_repair
@@ -41,7 +42,8 @@ async def index_embeddings(stream: Any) -> None:
     # take_events acks the whole batch in a `finally:`: every error is handled inside, and the
     # batch's offsets are committed only after its vector store writes were acknowledged.
     async for events in stream.take_events(settings.embed_batch, within=settings.embed_window_s):
-        await _index_batch(events)
+        with redelivered_unless_done(app.consumer, events):  # a stop mid-batch: not acked
+            await _index_batch(events)
         metrics.messages_processed_total.labels(STAGE).inc(len(events))
 
 

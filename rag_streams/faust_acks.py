@@ -1,0 +1,47 @@
+"""Work-around 11: an event whose processing was cut off must not be acked.
+
+Faust acks events in a ``finally:``: ``Stream.take_events()`` acks the whole batch it handed
+out, and ``async for event in stream`` acks the current event when the generator is closed.
+Both run when the agent is *cancelled*, as it is on every clean stop (SIGTERM, a scale-down):
+the worker then commits the offsets of events whose work never finished, and their outputs
+are lost for good. Found by tests/integration/test_worker_roles.py: an embed worker stopped
+while its model ran on a batch committed that batch's offsets with no embeddings sent, and the
+index never received about 100 chunks of the partition it gave up.
+
+:func:`redelivered_unless_done` wraps the work on events: if it ends by an exception that
+escapes it (a cancellation, or a bug the agent did not handle), those events are marked as
+acked *without* registering their offsets with the consumer, so Faust's own ``finally:`` ack
+does nothing. Their offsets stay a gap below which Faust commits, and the partition's next
+owner processes them again; outputs already sent for some of them are dropped there as replays
+by the stage's tables, which committed in the same transactions as those outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from faust.types.tuples import ack_lock
+
+__all__ = ["redelivered_unless_done", "withhold_acks"]
+
+
+def withhold_acks(consumer: Any, events: Iterable[Any]) -> None:
+    """Make Faust's later acks of ``events`` no-ops, so their offsets are never committed here."""
+    with ack_lock:
+        for event in events:
+            message = event.message
+            if not message.acked:
+                message.acked = True  # Message.ack() and Consumer.ack() skip an acked message
+                consumer._unacked_messages.discard(message)  # or wait_empty() waits for it
+
+
+@contextmanager
+def redelivered_unless_done(consumer: Any, events: Iterable[Any]) -> Iterator[None]:
+    """Run the work on ``events``; if an exception escapes it, withhold their acks and re-raise."""
+    try:
+        yield
+    except BaseException:  # cancelled (a stop, a rebalance) or crashed: the events must come again
+        withhold_acks(consumer, events)
+        raise
