@@ -14,6 +14,7 @@ from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError
 from rag_streams.faust_acks import redelivered_unless_done
+from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import (
     DELETE,
     DELETED_VERSION_HEADER,
@@ -80,16 +81,16 @@ async def _process(event: Any) -> None:
     partition = event.message.partition
     key = doc.key.encode()
     headers = REPAIR_HEADERS if repair else None
-    if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
-        deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None
-        value = None if doc.op == DELETE else event.message.value
-        await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
-    for chunk in chunks:
-        await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition, headers=headers)
+    async with emitting_for(event):  # the sends and the version they record: one transaction
+        if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
+            deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None
+            value = None if doc.op == DELETE else event.message.value
+            await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
+        for chunk in chunks:
+            await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition, headers=headers)
+        if verdict is Verdict.APPLY:
+            accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
     if verdict is Verdict.REPAIR:
         return
-    # The version is recorded after the sends: should Faust's commit timer fire in between,
-    # a replay re-emits the document (the index stage drops the duplicate) instead of losing it.
-    accepted_versions[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
     if doc.produced_at:
         metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, time.time() - doc.produced_at / 1000))

@@ -15,7 +15,7 @@ from rag_streams.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.embedding import Embedder, to_bytes
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.faust_acks import redelivered_unless_done
-from rag_streams.faust_compat import acting_on
+from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
 from rag_streams.tables.embedded_versions import embedded_docs, embedded_slots
 
@@ -99,14 +99,14 @@ async def _embed_batch(events: list[Any]) -> None:
             out = EmbeddingUpsert.of(chunk, vectors[pos], embedder.model_name, embedder.dim)
         else:
             out = EmbeddingUpsert.of(chunk, b"", "", 0)
-        with acting_on(event):
+        async with emitting_for(event):  # the output and its table rows: no commit between
             await embeddings_topic.send(
                 key=event.message.key,
                 value=EMBEDDING.encode(out),
                 partition=event.message.partition,
                 headers=REPAIR_HEADERS if repairs[pos] else None,
             )
-            # recorded after the send: a commit in between replays (and duplicates) it, never loses it
+            # in the send's transaction: a replay of this event finds them and is dropped
             for table, key, value in plan.writes_by_position.get(pos, []):
                 target = embedded_slots if table == "slot" else embedded_docs
                 if value is None:

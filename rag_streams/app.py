@@ -12,6 +12,7 @@ import logging
 import faust
 
 from rag_streams.diagnostics import log_stall_view
+from rag_streams.faust_commit_gate import install_commit_gate
 from rag_streams.faust_compat import (
     install_buffer_drain_before_commit,
     install_commit_on_revoke,
@@ -33,6 +34,7 @@ install_buffer_drain_before_commit()  # table changelog records commit with thei
 install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
 install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
 install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
+install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(

@@ -9,7 +9,7 @@ from typing import Any
 from rag_streams import metrics
 from rag_streams.app import deadletter_topic
 from rag_streams.codecs import DEADLETTER
-from rag_streams.faust_compat import acting_on
+from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import TENANT_RE, DeadLetter
 
 __all__ = ["dead_letter"]
@@ -36,7 +36,7 @@ async def dead_letter(event: Any, exc: BaseException, *, stage: str) -> None:
         stage=stage,
         time=int(time.time() * 1000),
     )
-    with acting_on(event):
+    async with emitting_for(event):  # never called inside another unit: a waiting commit would deadlock
         await deadletter_topic.send(key=msg.key, value=DEADLETTER.encode(record), partition=msg.partition)
     metrics.deadletter_total.labels(stage, record.error_class).inc()
     log.warning(

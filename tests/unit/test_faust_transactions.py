@@ -8,6 +8,7 @@ producers that record what happens, and a real ``ProducerBuffer``.
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 from typing import Any
 
@@ -69,7 +70,7 @@ def stand_in(calls: list[Any]) -> Any:
 async def test_faust_alone_only_flushes_on_revoke() -> None:
     install_commit_on_revoke()
     calls: list[Any] = []
-    await TransactionManager.on_partitions_revoked.__wrapped__(stand_in(calls), REVOKED)  # type: ignore[attr-defined]
+    await inspect.unwrap(TransactionManager.on_partitions_revoked)(stand_in(calls), REVOKED)
     assert calls == ["flush"]  # transactions stay open through the rebalance
 
 
@@ -121,7 +122,7 @@ async def test_faust_alone_commits_while_changelog_records_wait_in_the_buffer() 
     install_buffer_drain_before_commit()
     published: list[str] = []
     manager, commits = buffered_commit(published)
-    await TransactionManager.commit.__wrapped__(manager, {TP("rag.documents.raw", 0): 10})  # type: ignore[attr-defined]
+    await inspect.unwrap(TransactionManager.commit)(manager, {TP("rag.documents.raw", 0): 10})
     assert commits == [([], True)]  # committed with none of the three records sent
 
 
