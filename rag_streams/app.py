@@ -20,6 +20,7 @@ from rag_streams.faust_compat import (
     install_source_transactions,
     install_stage_transactional_ids,
 )
+from rag_streams.faust_fetch import install_fetch_generation_guard
 from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch, watch_recovery_end
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
@@ -34,6 +35,7 @@ install_buffer_drain_before_commit()  # table changelog records commit with thei
 install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
 install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
 install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
+install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
 install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
 names = TopicNames.for_prefix(settings.topic_prefix)
 
