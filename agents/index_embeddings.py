@@ -83,6 +83,10 @@ async def _index_batch(events: list[Any]) -> None:
     for tenant, doc_id, version in plan.deletes:
         if await store.has_tenant(tenant):
             await retry_transient(store.delete_doc, tenant, doc_id, upto_version=version, what="delete", attempts=None)
+    touched = {key[0] for group in (plan.upserts, plan.reuses) for key in group}
+    touched |= {tenant for tenant, _, _ in (*plan.cleanups, *plan.deletes)}
+    if touched and (cache := services.cache()) is not None:
+        await cache.written(touched)  # acknowledged by the store: cached answers are stale now
     _record(batch, plan, failed)
     duration_ms = round((time.perf_counter() - started) * 1000, 1)
     for tenant, count in sorted(Counter(item.tenant_id for item in items).items()):

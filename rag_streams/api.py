@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rag_streams import metrics
 from rag_streams.app import app, services, settings
 from rag_streams.breaker import BreakerOpen, CircuitBreaker
+from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.logs import access_log
 from rag_streams.records import TENANT_RE
@@ -74,6 +75,9 @@ class SearchView(View):
         try:
             _check_tenant(request, tenant)
             req = parse_search(await _json_body(request))
+            cache, key = services.cache(), answer_key(req.query, req.k, req.doc_ids)
+            if cache is not None and (hit := await cache.get(tenant, key)) is not None:
+                return _raw_answer(self, hit, cached=True)  # also while the breaker is open
             results = await _BREAKER.call(partial(_search, tenant, req))
         except ApiError as exc:
             return _error(self, exc.status, str(exc))
@@ -86,7 +90,10 @@ class SearchView(View):
                 raise
             log.warning("search failed: %r; answered degraded", exc, extra={"tenant": tenant})
             return _answer(self, [], degraded=True)
-        return _answer(self, results, degraded=False)
+        encoded = orjson.dumps(results)
+        if cache is not None:
+            await cache.put(tenant, key, encoded)
+        return _raw_answer(self, encoded, cached=False)
 
 
 async def _search(tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
@@ -101,6 +108,12 @@ async def _search(tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
 def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
     body = {"results": results, "cached": False, "degraded": degraded}
     return view.bytes(orjson.dumps(body), content_type="application/json")
+
+
+def _raw_answer(view: View, results: bytes, *, cached: bool) -> Response:
+    """An answer from results already encoded (a cache hit is served without decoding it)."""
+    body = b'{"results":%b,"cached":%b,"degraded":false}' % (results, b"true" if cached else b"false")
+    return view.bytes(body, content_type="application/json")
 
 
 @app.page("/v1/tenants/{tenant}/points")

@@ -33,10 +33,13 @@ async def reindex(settings: Settings, tenant: str, model: str | None, api_key: s
     if not TENANT_RE.fullmatch(tenant):
         raise CliError(f"--tenant: {tenant!r} does not match {TENANT_RE.pattern}")
     target, where = await _open(settings, tenant, api_key)
+    job = _Reindex(settings, tenant, target, where)
     try:
-        return await _Reindex(settings, tenant, target, where).run(model)
+        return await job.run(model)
     finally:
         await target.close()
+        if (cache := job.services.cache()) is not None:
+            await cache.close()
 
 
 async def _open(settings: Settings, tenant: str, api_key: str | None) -> tuple[Collections, str]:
@@ -138,11 +141,18 @@ class _Reindex:
                         await self._consume_until(ends)
                     await retry_transient(self.target.flip_alias, self.tenant, self.collection, what="flip alias")
                     tqdm.write(f"alias {self.tenant} -> {self.collection}", file=sys.stderr)
+                    await self._answers_stale()  # they came from the old collection
                     await asyncio.sleep(MODEL_CACHE_S)  # embed stages still on the old model's lookup
                 # the index stage wrote to the old collection until the flip: all of it is before these ends
                 await self._consume_until(await consumer.end_offsets(parts))
+                await self._answers_stale()  # the tail's writes
         finally:
             await consumer.stop()
+
+    async def _answers_stale(self) -> None:
+        cache = self.services.cache()
+        if cache is not None:
+            await cache.written([self.tenant])
 
     async def _positions(self) -> dict[TopicPartition, int]:
         return {tp: await self.consumer.position(tp) for tp in self.parts}

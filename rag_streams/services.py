@@ -7,6 +7,7 @@ import importlib
 import logging
 import time
 
+from rag_streams.cache import AnswerCache, RedisAnswerCache
 from rag_streams.embedding import Embedder, SentenceTransformerEmbedder
 from rag_streams.errors import RagError, is_transient, retry_transient
 from rag_streams.ratelimit import UpsertLimiter
@@ -23,9 +24,15 @@ MODEL_CACHE_S = 2.0
 
 class Services:
     def __init__(
-        self, settings: Settings, *, embedder: Embedder | None = None, store: VectorStore | None = None
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        store: VectorStore | None = None,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.settings = settings
+        self._cache = cache
         #: one embedder per model source; None is RAG_EMBED_MODEL (the chunker's tokenizer too)
         self._embedders: dict[str | None, Embedder] = {} if embedder is None else {None: embedder}
         self._store = store
@@ -37,11 +44,22 @@ class Services:
         #: store's lock): tenants' models are then asked of the index worker's HTTP API
         self.owns_store = True
 
-    def override(self, *, embedder: Embedder | None = None, store: VectorStore | None = None) -> None:
+    def override(
+        self, *, embedder: Embedder | None = None, store: VectorStore | None = None, cache: AnswerCache | None = None
+    ) -> None:
         if embedder is not None:
             self._embedders[None] = embedder
         if store is not None:
             self._store = store
+        if cache is not None:
+            self._cache = cache
+
+    def cache(self) -> AnswerCache | None:
+        """The search answer cache; None when RAG_REDIS_URL is empty."""
+        if self._cache is None and self.settings.redis_url:
+            s = self.settings
+            self._cache = RedisAnswerCache(s.redis_url, s.cache_ttl, namespace=f"rag:{s.app_id}")
+        return self._cache
 
     async def embedder(self, model: str | None = None) -> Embedder:
         """The embedder of a model source (a collection's ``source``); None = RAG_EMBED_MODEL."""

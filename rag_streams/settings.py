@@ -116,7 +116,11 @@ class Settings:
         "seconds an open circuit breaker answers `degraded` before it lets one trial search through",
         default=10.0,
     )
-    redis_url: str = _env("RAG_REDIS_URL", "Redis URL of the query cache", default="redis://127.0.0.1:6379/0")
+    redis_url: str = _env(
+        "RAG_REDIS_URL",
+        "Redis URL of the search answer cache (keys under rag:{RAG_APP_ID}:); empty: no cache",
+        default="redis://127.0.0.1:6379/0",
+    )
     cache_ttl: int = _env("RAG_CACHE_TTL", "seconds a cached search answer lives", default=300)
     api_keys: str = _env("RAG_API_KEYS", "comma list of key:tenant; empty = no auth (development only)", default="")
     api_keys_file: Path | None = _env(

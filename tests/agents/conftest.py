@@ -29,6 +29,7 @@ _saved = {k: os.environ.get(k) for k in _AGENT_ENV}
 os.environ.update(_AGENT_ENV)
 
 from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services  # noqa: E402
+from rag_streams.cache import MemoryAnswerCache  # noqa: E402
 from rag_streams.embedding import HashingEmbedder  # noqa: E402
 from rag_streams.tables.accepted_versions import accepted_versions  # noqa: E402
 from rag_streams.tables.applied_versions import applied_versions, chunk_slots  # noqa: E402
@@ -70,9 +71,9 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
 
 @pytest.fixture
 def fakes() -> dict[str, Any]:
-    embedder, store = HashingEmbedder(), QdrantVectorStore.in_memory(prefix="rag")
-    services.override(embedder=embedder, store=store)
-    return {"embedder": embedder, "store": store}
+    embedder, store, cache = HashingEmbedder(), QdrantVectorStore.in_memory(prefix="rag"), MemoryAnswerCache(60)
+    services.override(embedder=embedder, store=store, cache=cache)
+    return {"embedder": embedder, "store": store, "cache": cache}
 
 
 async def settle(seconds: float = 0.4) -> None:

@@ -169,6 +169,26 @@ async def test_index_applies_versions_cleans_leftovers_and_deletes(sent: Any, fa
         assert await store.points("acme") == []
 
 
+async def test_index_makes_cached_answers_stale_after_writes_not_after_stale_drops(sent: Any, fakes: Any) -> None:
+    emb, cache = fakes["embedder"], fakes["cache"]
+    v1 = upserts(RawDocument("acme", "a.md", 1, text=TEXT), emb)
+    await cache.put("acme", "q", b"answer before the write")
+    async with index_embeddings.test_context() as agent:
+        for u in v1:
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        written = cache.generations["acme"]
+        assert written >= 1 and await cache.get("acme", "q") is None
+        for u in v1:  # a replay: dropped, nothing written
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        assert cache.generations["acme"] == written
+        for u in upserts(RawDocument("acme", "a.md", 2, op=DELETE), emb):
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        assert cache.generations["acme"] == written + 1
+
+
 async def test_embed_does_not_emit_a_replayed_chunk_twice(sent: Any, fakes: Any) -> None:
     chunks = chunk_document(RawDocument("acme", "a.md", 3, text=TEXT), fakes["embedder"], size=20, overlap=4)
     newer = chunk_document(RawDocument("acme", "a.md", 4, text=TEXT), fakes["embedder"], size=20, overlap=4)

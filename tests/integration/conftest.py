@@ -32,11 +32,14 @@ from rag_streams.producer import DocumentProducer
 from rag_streams.settings import Settings, load_settings
 from rag_streams.topics import TopicNames
 
+from redis_server import RedisServer
+
 # Listening ports stay below Linux's ephemeral range (32768-60999): while a listener is down
 # (broker restart, killed worker), clients retrying to connect to it from ephemeral ports can
 # land on the port itself and connect to themselves (TCP simultaneous open), which holds the
 # port, and the restarted broker or worker fails with "Address already in use".
 KAFKA_PORT = int(os.environ.get("RAG_TEST_KAFKA_PORT", "29092"))
+REDIS_PORT = int(os.environ.get("RAG_TEST_REDIS_PORT", "26379"))
 _LISTEN_PORTS = range(20000, 32000)
 
 
@@ -45,7 +48,7 @@ def free_port() -> int:
     rng = random.Random()
     for _ in range(200):
         port = rng.choice(_LISTEN_PORTS)
-        if port == KAFKA_PORT:
+        if port in (KAFKA_PORT, REDIS_PORT):
             continue
         with socket.socket() as s:
             try:
@@ -65,6 +68,15 @@ def kafka() -> Iterator[LocalKafka]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The search answer cache's real Redis, shared: each pipeline's keys are under its app id."""
+    server = RedisServer(REDIS_PORT, tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
 
 
 class Worker:
@@ -100,12 +112,13 @@ class Worker:
 class Pipeline:
     """A pipeline of its own (topic prefix, app id, data dir) on the shared broker."""
 
-    def __init__(self, kafka: LocalKafka, tmp: Path) -> None:
+    def __init__(self, kafka: LocalKafka, tmp: Path, redis: RedisServer) -> None:
         run = uuid.uuid4().hex[:8]
         self.port = free_port()
         self.env = {
             **os.environ,
             "RAG_KAFKA_BOOTSTRAP": kafka.bootstrap,
+            "RAG_REDIS_URL": redis.url,
             "RAG_TOPIC_PREFIX": f"t{run}",
             "RAG_APP_ID": f"rag-test-{run}",
             "RAG_DATA_DIR": str(tmp / "data"),
@@ -282,8 +295,8 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 @pytest.fixture
-async def pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
-    p = Pipeline(kafka, tmp_path)
+async def pipeline(kafka: LocalKafka, redis_server: RedisServer, tmp_path: Path) -> Any:
+    p = Pipeline(kafka, tmp_path, redis_server)
     await p.start()
     yield p
     p.worker.stop()
@@ -291,9 +304,9 @@ async def pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
 
 
 @pytest.fixture
-async def idle_pipeline(kafka: LocalKafka, tmp_path: Path) -> Any:
+async def idle_pipeline(kafka: LocalKafka, redis_server: RedisServer, tmp_path: Path) -> Any:
     """A pipeline whose topics exist but whose workers the test starts itself (``worker_with``)."""
-    p = Pipeline(kafka, tmp_path)
+    p = Pipeline(kafka, tmp_path, redis_server)
     await create_topics(p.settings)
     yield p
     assert p.crashes() == [], "a worker crashed (it must survive everything but SIGKILL)"

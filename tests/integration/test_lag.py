@@ -24,6 +24,7 @@ from rag_streams.admin import create_topics
 from rag_streams.kafka_local import LocalKafka
 
 from conftest import Pipeline
+from redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 TENANT = "acme"
@@ -73,8 +74,10 @@ def by(values: dict[Labels, float], **want: str) -> float:
     return sum(v for labels, v in values.items() if set(want.items()) <= labels)
 
 
-async def test_lag_backlog_drain_and_pipeline_metrics(kafka: LocalKafka, tmp_path: Path) -> None:
-    pipeline = Pipeline(kafka, tmp_path)
+async def test_lag_backlog_drain_and_pipeline_metrics(
+    kafka: LocalKafka, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    pipeline = Pipeline(kafka, tmp_path, redis_server)
     pipeline.env["RAG_LAG_INTERVAL_S"] = "1"
     pipeline.env["RAG_LOG_FORMAT"] = "json"
     raw = pipeline.topics.raw
