@@ -165,6 +165,7 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     for role in roles:
         importlib.import_module(ROLE_MODULES[role])
     importlib.import_module("rag_streams.api")  # health, readiness and metrics on every worker
+    importlib.import_module("rag_streams.api_documents")  # publishing documents over HTTP
     importlib.import_module("rag_streams.lag_export")  # the group leader exports consumer lag
     if "index" in roles or not roles:  # the process that holds the store: collection admin for reindex
         importlib.import_module("rag_streams.api_admin")

@@ -1,0 +1,98 @@
+"""Publishing documents over HTTP (SPEC §7): the API's side of ``DocumentProducer``.
+
+- ``PUT    /v1/tenants/{t}/documents/{doc_id}``  ``{"text", "version"?, "metadata"?}`` -> 202
+- ``DELETE /v1/tenants/{t}/documents/{doc_id}[?version=N]``                          -> 202
+
+Both answer ``{"tenant", "doc_id", "version", "op"}`` once the raw message is acknowledged by
+Kafka (acks=all); indexing follows asynchronously. Bad input is a 400 JSON error; a broker that
+cannot take the message is a 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from aiokafka.errors import KafkaError
+from faust.web import Request, Response, View
+
+from rag_streams.api import ApiError, _check_tenant, _error, _json_body
+from rag_streams.app import app, settings
+from rag_streams.errors import BadInput, is_transient
+from rag_streams.logs import access_log
+from rag_streams.producer import DocumentProducer
+
+log = logging.getLogger(__name__)
+_producer: DocumentProducer | None = None
+_starting = asyncio.Lock()
+
+
+async def _documents() -> DocumentProducer:
+    """The process's producer to the raw topic, started on first use."""
+    global _producer
+    async with _starting:
+        if _producer is None:
+            producer = DocumentProducer(settings)
+            await producer.start()
+            _producer = producer
+    return _producer
+
+
+def _version(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise BadInput("'version' must be a non-negative integer")
+    return value
+
+
+def _upsert_fields(body: Any) -> tuple[str, int | None, dict[str, str]]:
+    if not isinstance(body, dict):
+        raise BadInput("body must be a JSON object")
+    text, metadata = body.get("text"), body.get("metadata") or {}
+    if not isinstance(text, str):
+        raise BadInput("'text' must be a string")
+    if not isinstance(metadata, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise BadInput("'metadata' must be an object of strings")
+    return text, _version(body.get("version")), metadata
+
+
+@app.page("/v1/tenants/{tenant}/documents/{doc_id}")
+class DocumentView(View):
+    @access_log(log)
+    async def put(self, request: Request, tenant: str, doc_id: str) -> Response:
+        async def publish() -> int:
+            text, version, metadata = _upsert_fields(await _json_body(request))
+            return await (await _documents()).upsert(tenant, doc_id, text, version, metadata)
+
+        return await self._published(request, tenant, doc_id, "upsert", publish)
+
+    @access_log(log)
+    async def delete(self, request: Request, tenant: str, doc_id: str) -> Response:
+        async def publish() -> int:
+            version = _version(request.query.get("version"))
+            return await (await _documents()).delete(tenant, doc_id, version)
+
+        return await self._published(request, tenant, doc_id, "delete", publish)
+
+    async def _published(self, request: Request, tenant: str, doc_id: str, op: str, publish: Any) -> Response:
+        try:
+            _check_tenant(request, tenant)
+            version = await publish()
+        except ApiError as exc:
+            return _error(self, exc.status, str(exc))
+        except BadInput as exc:
+            return _error(self, 400, str(exc))
+        except Exception as exc:
+            if not (isinstance(exc, KafkaError) or is_transient(exc)):
+                raise
+            log.warning("publishing %s/%s failed: %r", tenant, doc_id, exc, extra={"tenant": tenant})
+            return _error(self, 503, f"the broker did not take the document: {type(exc).__name__}")
+        body = {"tenant": tenant, "doc_id": doc_id, "version": version, "op": op}
+        return self.bytes(orjson.dumps(body), status=202, content_type="application/json")
