@@ -24,17 +24,20 @@ from typing import Any
 
 from faust.types.tuples import ack_lock
 
-__all__ = ["redelivered_unless_done", "withhold_acks"]
+__all__ = ["redelivered_unless_done", "withhold_ack", "withhold_acks"]
+
+
+def withhold_ack(consumer: Any, message: Any) -> None:
+    """Make Faust's later ack of ``message`` a no-op, so its offset is never committed here."""
+    with ack_lock:
+        if not message.acked:
+            message.acked = True  # Message.ack() and Consumer.ack() skip an acked message
+            consumer._unacked_messages.discard(message)  # or wait_empty() waits for it
 
 
 def withhold_acks(consumer: Any, events: Iterable[Any]) -> None:
-    """Make Faust's later acks of ``events`` no-ops, so their offsets are never committed here."""
-    with ack_lock:
-        for event in events:
-            message = event.message
-            if not message.acked:
-                message.acked = True  # Message.ack() and Consumer.ack() skip an acked message
-                consumer._unacked_messages.discard(message)  # or wait_empty() waits for it
+    for event in events:
+        withhold_ack(consumer, event.message)
 
 
 @contextmanager

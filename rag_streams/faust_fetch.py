@@ -25,7 +25,8 @@ import logging
 from typing import Any
 
 from faust.transport.consumer import Consumer
-from faust.types.tuples import ack_lock
+
+from rag_streams.faust_acks import withhold_ack
 
 __all__ = ["install_fetch_generation_guard"]
 log = logging.getLogger(__name__)
@@ -52,9 +53,7 @@ def _ignores_acks_of_earlier_generations(original: Any) -> Any:
     def ack(self: Consumer, message: Any) -> bool:
         fetched_in = getattr(message, "generation_id", None)
         if fetched_in is not None and fetched_in != self.app.consumer_generation_id:
-            with ack_lock:
-                message.acked = True  # done with; its offset is fetched and acked again
-                self._unacked_messages.discard(message)
+            withhold_ack(self, message)  # its offset is fetched and acked again
             return False
         result: bool = original(self, message)
         return result
