@@ -15,16 +15,30 @@ and acked after it would count as done for the new generation, whose seek fetche
 offsets again. Their acks are ignored; the refetched copies are processed (a replay, which the
 stages' tables drop) and acked instead.
 
-:func:`install_fetch_generation_guard` discards a batch fetched across a rebalance (the seek
-fetches it again) and ignores the ack of a message fetched in an earlier generation.
+:func:`install_fetch_generation_guard` discards a batch fetched across a rebalance and seeks
+back to the committed offsets (so the batch is fetched again), and ignores the ack of a message
+fetched in an earlier generation.
+
+Both halves, and Faust's own "generation changed: cancel the rest of this batch", count on the
+seek to the committed offset that ends each rebalance to fetch again what was dropped. But
+aiokafka's ``seek_to_committed`` leaves a partition with no committed offset (or offset 0) where
+it is: a partition kept through a rebalance before its first commit continued from the dropped
+batch's end, and the index worker committed past records it had never seen (1 run in 5 of the
+worker-roles test: embeddings offsets 58-60, none committed before the rebalance). The patched
+seek moves such a stream partition to the position ``auto_offset_reset`` gives a partition with
+no committed offset (the start, in this app), as a new consumer would; changelog partitions,
+which have no committed offsets and are positioned by table recovery, are left alone.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from rag_streams.faust_acks import withhold_ack
 
@@ -42,6 +56,8 @@ def _discards_batches_fetched_across_a_rebalance(original: Any) -> Any:
         records, active_partitions = await original(self, timeout)
         if records and _rebalance_mark(self.app) != before:
             log.debug("dropped a batch fetched before the rebalance (work-around 13): %d partitions", len(records))
+            if self.flow_active:  # rebalanced and resumed already: nothing else will seek (inactive: getmany does)
+                await self.perform_seek()
             return {}, active_partitions
         return records, active_partitions
 
@@ -62,8 +78,45 @@ def _ignores_acks_of_earlier_generations(original: Any) -> Any:
     return ack
 
 
+async def seek_to_committed_or_reset(
+    client: AIOKafkaConsumer, *, reset: str, is_stream: Callable[[str], bool]
+) -> dict[TopicPartition, int | None]:
+    """aiokafka's ``seek_to_committed``, plus a seek for each stream partition it leaves in place:
+    to 0 when 0 is committed, to where ``reset`` says when nothing is. Runs on the consumer thread."""
+    committed: dict[TopicPartition, int | None] = await client.seek_to_committed()
+    for tp, offset in committed.items():
+        if offset == 0 and is_stream(tp.topic):
+            client.seek(tp, 0)
+    uncommitted = [tp for tp, offset in committed.items() if offset is None and is_stream(tp.topic)]
+    if uncommitted and reset == "earliest":
+        await client.seek_to_beginning(*uncommitted)
+    elif uncommitted and reset == "latest":
+        await client.seek_to_end(*uncommitted)
+    return committed
+
+
+def _seeks_every_stream_partition(original: Any) -> Any:
+    async def seek_to_committed(self: AIOKafkaConsumerThread) -> Any:
+        app = self.app
+
+        def is_stream(topic: str) -> bool:
+            return topic not in app.tables.changelog_topics and bool(app.topics.acks_enabled_for(topic))
+
+        reset = app.conf.consumer_auto_offset_reset
+        return await self.call_thread(
+            seek_to_committed_or_reset, self._ensure_consumer(), reset=reset, is_stream=is_stream
+        )
+
+    seek_to_committed.__wrapped__ = original  # type: ignore[attr-defined]
+    return seek_to_committed
+
+
 def install_fetch_generation_guard() -> None:
     """Patch Faust's consumer (idempotent)."""
+    if not hasattr(AIOKafkaConsumerThread.seek_to_committed, "__wrapped__"):
+        AIOKafkaConsumerThread.seek_to_committed = _seeks_every_stream_partition(  # type: ignore[method-assign]
+            AIOKafkaConsumerThread.seek_to_committed
+        )
     if not hasattr(Consumer._wait_next_records, "__wrapped__"):
         Consumer._wait_next_records = _discards_batches_fetched_across_a_rebalance(  # type: ignore[method-assign]
             Consumer._wait_next_records

@@ -8,16 +8,19 @@ rebalances (as it did in tests/integration/test_worker_roles.py).
 from __future__ import annotations
 
 import inspect
+from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import Consumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from rag_streams.faust_fetch import install_fetch_generation_guard
+from rag_streams.faust_fetch import install_fetch_generation_guard, seek_to_committed_or_reset
 
 TOPIC = "src"
 TP0 = TP(TOPIC, 0)
@@ -31,14 +34,22 @@ def consumer() -> Any:
     c = app.consumer
     c._get_active_partitions = lambda: {TP0}
     c.highwater = lambda tp: 100
+    c.seeks = []
+
+    async def perform_seek() -> None:  # the seek to the committed offsets needs a started client
+        c.seeks.append("seek")
+
+    c.perform_seek = perform_seek
     return c
 
 
-def rebalancing_fetch(consumer: Any, offsets: range) -> None:
+def rebalancing_fetch(consumer: Any, offsets: range, *, still_rebalancing: bool = False) -> None:
     """The consumer thread returns records fetched from the old position after a rebalance."""
 
     async def getmany(active_partitions: Any, timeout: float) -> Any:
         consumer.app.on_rebalance_start()
+        if still_rebalancing:
+            consumer.stop_flow()  # as on_partitions_revoked does; resumed after table recovery
         consumer.app.consumer_generation_id = 2  # assigned again: the seek is to the committed offset
         return {TP0: [ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in offsets]}
 
@@ -59,8 +70,8 @@ async def test_faust_alone_hands_out_a_stale_batch_as_the_new_generations(
 
 async def test_a_batch_fetched_across_a_rebalance_is_dropped(consumer: Any) -> None:
     install_fetch_generation_guard()
-    rebalancing_fetch(consumer, range(72, 75))
-    assert await fetched(consumer) == []
+    rebalancing_fetch(consumer, range(72, 75), still_rebalancing=True)  # Faust's getmany seeks back itself
+    assert await fetched(consumer) == [] and consumer.seeks == ["seek"]
 
 
 async def test_a_batch_of_the_same_generation_is_handed_out(consumer: Any) -> None:
@@ -89,3 +100,91 @@ def test_the_ack_of_a_message_fetched_before_the_rebalance_is_ignored(consumer: 
     consumer.track_message(again)
     again.ack(consumer)
     assert consumer._new_offset(TP0) == 18
+
+
+async def test_a_dropped_batch_is_fetched_again_through_a_seek_to_the_committed_offsets(consumer: Any) -> None:
+    install_fetch_generation_guard()
+    rebalancing_fetch(consumer, range(58, 61))
+    assert consumer.flow_active  # the rebalance was over when the batch came back: nothing else seeks
+    assert await fetched(consumer) == [] and consumer.seeks == ["seek"]
+
+
+# --- the seek that ends a rebalance -----------------------------------------------------------
+
+STREAM, CHANGELOG = TopicPartition("src", 1), TopicPartition("app-table-changelog", 1)
+
+
+class FakeClient:
+    """What ``seek_to_committed_or_reset`` calls on aiokafka's consumer, recorded."""
+
+    def __init__(self, committed: dict[TopicPartition, int | None]) -> None:
+        self.committed, self.calls = committed, list[tuple[str, Any]]()
+
+    async def seek_to_committed(self) -> dict[TopicPartition, int | None]:
+        self.calls.append(("seek_to_committed", None))
+        return self.committed
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.calls.append(("seek", (tp, offset)))
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.calls.append(("seek_to_beginning", tps))
+
+    async def seek_to_end(self, *tps: TopicPartition) -> None:
+        self.calls.append(("seek_to_end", tps))
+
+
+async def test_aiokafka_alone_leaves_a_partition_with_nothing_committed_where_it_is() -> None:
+    """Pins aiokafka's ``seek_to_committed``: no seek for a committed offset of None or 0."""
+    seeks: list[tuple[TopicPartition, int]] = []
+    committed = {STREAM: None, TopicPartition("src", 2): 0, TopicPartition("src", 3): 7}
+
+    async def committed_offset(tp: TopicPartition) -> int | None:
+        return committed[tp]
+
+    fake = SimpleNamespace(
+        _subscription=SimpleNamespace(assigned_partitions=lambda: set(committed)),
+        committed=committed_offset,
+        _fetcher=SimpleNamespace(seek_to=lambda tp, offset: seeks.append((tp, offset))),
+    )
+    assert await AIOKafkaConsumer.seek_to_committed(fake) == committed  # type: ignore[arg-type]
+    assert seeks == [(TopicPartition("src", 3), 7)]
+
+
+def is_stream(topic: str) -> bool:
+    return not topic.endswith("-changelog")
+
+
+async def test_a_stream_partition_with_nothing_committed_goes_back_to_the_start() -> None:
+    client = FakeClient({STREAM: None, CHANGELOG: None, TopicPartition("src", 2): 12})
+    await seek_to_committed_or_reset(client, reset="earliest", is_stream=is_stream)  # type: ignore[arg-type]
+    assert client.calls == [("seek_to_committed", None), ("seek_to_beginning", (STREAM,))]
+
+
+async def test_committed_zero_is_sought_and_latest_resets_to_the_end() -> None:
+    client = FakeClient({STREAM: None, TopicPartition("src", 2): 0})
+    await seek_to_committed_or_reset(client, reset="latest", is_stream=is_stream)  # type: ignore[arg-type]
+    assert ("seek", (TopicPartition("src", 2), 0)) in client.calls
+    assert ("seek_to_end", (STREAM,)) in client.calls
+
+
+async def test_changelog_partitions_are_left_to_table_recovery() -> None:
+    client = FakeClient({CHANGELOG: None, TopicPartition("app-table-changelog", 2): 0})
+    await seek_to_committed_or_reset(client, reset="earliest", is_stream=is_stream)  # type: ignore[arg-type]
+    assert client.calls == [("seek_to_committed", None)]
+
+
+async def test_faust_seeks_through_the_patched_thread_call(consumer: Any) -> None:
+    install_fetch_generation_guard()
+    calls: list[Any] = []
+
+    async def call_thread(fun: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(fun)
+        return await fun(*args, **kwargs)
+
+    client = FakeClient({TopicPartition(TOPIC, 0): None, CHANGELOG: None})
+    thread = SimpleNamespace(app=consumer.app, call_thread=call_thread, _ensure_consumer=lambda: client)
+    await AIOKafkaConsumerThread.seek_to_committed(thread)  # type: ignore[arg-type]
+    assert calls == [seek_to_committed_or_reset]
+    assert ("seek_to_beginning", (TopicPartition(TOPIC, 0),)) in client.calls  # TOPIC is acked, CHANGELOG not
+    assert len(client.calls) == 2
