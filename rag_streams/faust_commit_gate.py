@@ -25,6 +25,7 @@ from typing import Any
 from faust.transport.consumer import TransactionManager
 
 from rag_streams.faust_compat import acting_on
+from rag_streams.faust_patch import patch_once
 
 __all__ = ["CommitGate", "emitting_for", "gate", "install_commit_gate"]
 
@@ -92,14 +93,10 @@ def _gated(original: Any) -> Any:
         async with gate().commit():
             return await original(self, *args, **kwargs)
 
-    commit._rag_gated = True  # type: ignore[attr-defined]
-    commit.__wrapped__ = original  # type: ignore[attr-defined]
     return commit
 
 
 def install_commit_gate() -> None:
     """Gate Faust's transactional commit and the revocation commit (idempotent; install last)."""
     for name in ("commit", "on_partitions_revoked"):
-        method = getattr(TransactionManager, name)
-        if not getattr(method, "_rag_gated", False):
-            setattr(TransactionManager, name, _gated(method))
+        patch_once(TransactionManager, name, _gated)

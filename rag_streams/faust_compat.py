@@ -90,6 +90,8 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.producer import ProducerBuffer
 
+from rag_streams.faust_patch import patch_once
+
 __all__ = [
     "acting_on",
     "begin_ended_transactions",
@@ -158,7 +160,6 @@ def _stream_partitions_resumed_last(original: Any) -> Any:
         if deferred and self.app.consumer_generation_id == generation_id:
             consumer.resume_partitions(deferred)
 
-    resume_in_order.__wrapped__ = original  # type: ignore[attr-defined]
     return resume_in_order
 
 
@@ -169,9 +170,7 @@ def _keep_queues() -> None:
 def install_ordered_stream_resume() -> None:
     """Resume stream partitions only after the seek and the queue clearing (idempotent)."""
     for name in ("on_recovery_completed", "_resume_streams"):
-        method = getattr(Recovery, name)
-        if not hasattr(method, "__wrapped__"):
-            setattr(Recovery, name, _stream_partitions_resumed_last(method))
+        patch_once(Recovery, name, _stream_partitions_resumed_last)
 
 
 def _commits_on_revoke(original: Any) -> Any:
@@ -186,16 +185,12 @@ def _commits_on_revoke(original: Any) -> Any:
             if txn is not None and txn._txn_manager.is_in_transaction():  # outputs with no offset to commit
                 await producer.commit_transaction(tid)
 
-    commit_then_revoke.__wrapped__ = original  # type: ignore[attr-defined]
     return commit_then_revoke
 
 
 def install_commit_on_revoke() -> None:
     """Commit open transactions when partitions are revoked, before recovery runs again (idempotent)."""
-    if not hasattr(TransactionManager.on_partitions_revoked, "__wrapped__"):
-        TransactionManager.on_partitions_revoked = _commits_on_revoke(  # type: ignore[method-assign]
-            TransactionManager.on_partitions_revoked
-        )
+    patch_once(TransactionManager, "on_partitions_revoked", _commits_on_revoke)
 
 
 _in_flight: dict[int, int] = {}  # id(ProducerBuffer) -> records its background task is sending
@@ -209,7 +204,6 @@ def _tracks_in_flight(original: Any) -> Any:
         finally:
             _in_flight[id(self)] -= 1
 
-    send_pending.__wrapped__ = original  # type: ignore[attr-defined]
     return send_pending
 
 
@@ -241,16 +235,13 @@ def _drains_buffer_first(original: Any) -> Any:
         result: bool = await original(self, offsets, start_new_transaction)
         return result
 
-    commit.__wrapped__ = original  # type: ignore[attr-defined]
     return commit
 
 
 def install_buffer_drain_before_commit() -> None:
     """Send buffered changelog records before every transactional commit (idempotent)."""
-    if not hasattr(ProducerBuffer._send_pending, "__wrapped__"):
-        ProducerBuffer._send_pending = _tracks_in_flight(ProducerBuffer._send_pending)  # type: ignore[method-assign]
-    if not hasattr(TransactionManager.commit, "__wrapped__"):
-        TransactionManager.commit = _drains_buffer_first(TransactionManager.commit)  # type: ignore[method-assign]
+    patch_once(ProducerBuffer, "_send_pending", _tracks_in_flight)
+    patch_once(TransactionManager, "commit", _drains_buffer_first)
 
 
 faust_group_for_topic_of_leader = PartitionAssignor.group_for_topic  # Faust's own, kept for the tests

@@ -41,6 +41,7 @@ from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from rag_streams.faust_acks import withhold_ack
+from rag_streams.faust_patch import patch_once
 
 __all__ = ["install_fetch_generation_guard"]
 log = logging.getLogger(__name__)
@@ -61,7 +62,6 @@ def _discards_batches_fetched_across_a_rebalance(original: Any) -> Any:
             return {}, active_partitions
         return records, active_partitions
 
-    wait_next_records.__wrapped__ = original  # type: ignore[attr-defined]
     return wait_next_records
 
 
@@ -74,7 +74,6 @@ def _ignores_acks_of_earlier_generations(original: Any) -> Any:
         result: bool = original(self, message)
         return result
 
-    ack.__wrapped__ = original  # type: ignore[attr-defined]
     return ack
 
 
@@ -107,19 +106,11 @@ def _seeks_every_stream_partition(original: Any) -> Any:
             seek_to_committed_or_reset, self._ensure_consumer(), reset=reset, is_stream=is_stream
         )
 
-    seek_to_committed.__wrapped__ = original  # type: ignore[attr-defined]
     return seek_to_committed
 
 
 def install_fetch_generation_guard() -> None:
     """Patch Faust's consumer (idempotent)."""
-    if not hasattr(AIOKafkaConsumerThread.seek_to_committed, "__wrapped__"):
-        AIOKafkaConsumerThread.seek_to_committed = _seeks_every_stream_partition(  # type: ignore[method-assign]
-            AIOKafkaConsumerThread.seek_to_committed
-        )
-    if not hasattr(Consumer._wait_next_records, "__wrapped__"):
-        Consumer._wait_next_records = _discards_batches_fetched_across_a_rebalance(  # type: ignore[method-assign]
-            Consumer._wait_next_records
-        )
-    if not hasattr(Consumer.ack, "__wrapped__"):
-        Consumer.ack = _ignores_acks_of_earlier_generations(Consumer.ack)  # type: ignore[method-assign]
+    patch_once(AIOKafkaConsumerThread, "seek_to_committed", _seeks_every_stream_partition)
+    patch_once(Consumer, "_wait_next_records", _discards_batches_fetched_across_a_rebalance)
+    patch_once(Consumer, "ack", _ignores_acks_of_earlier_generations)

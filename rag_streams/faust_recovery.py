@@ -27,12 +27,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import ConsumerNotStarted
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from rag_streams.faust_patch import patch_once
 
 __all__ = ["RecoveryEndWatch", "install_broker_highwaters", "install_recovery_end_watch", "watch_recovery_end"]
 
@@ -62,16 +65,13 @@ def _marks_round(original: Any, *, sought: bool) -> Any:
         if title == "active" and sought:
             setattr(self, _SOUGHT, True)
 
-    marked.__wrapped__ = original  # type: ignore[attr-defined]
     return marked
 
 
 def install_recovery_end_watch() -> None:
     """Let :class:`RecoveryEndWatch` tell when a recovery round has sought its offsets (idempotent)."""
-    if not hasattr(Recovery._build_highwaters, "__wrapped__"):
-        Recovery._build_highwaters = _marks_round(Recovery._build_highwaters, sought=False)  # type: ignore[method-assign]
-    if not hasattr(Recovery._seek_offsets, "__wrapped__"):
-        Recovery._seek_offsets = _marks_round(Recovery._seek_offsets, sought=True)  # type: ignore[method-assign]
+    patch_once(Recovery, "_build_highwaters", partial(_marks_round, sought=False), tag="recovery round start")
+    patch_once(Recovery, "_seek_offsets", partial(_marks_round, sought=True), tag="recovery round sought")
 
 
 async def watch_recovery_end(app: Any, interval: float = 0.5) -> None:

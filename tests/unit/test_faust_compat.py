@@ -7,6 +7,7 @@ as a restarted worker with a backlog does.
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 from typing import Any
 
@@ -73,7 +74,7 @@ def stub_recovery() -> tuple[Any, StubConsumer, FlowControlQueue[str]]:
 
 async def test_faust_alone_drops_what_the_seek_fetched() -> None:
     install_ordered_stream_resume()
-    faust_original = Recovery._resume_streams.__wrapped__  # type: ignore[attr-defined]
+    faust_original = inspect.unwrap(Recovery._resume_streams)
     recovery, consumer, queue = stub_recovery()
     await faust_original(recovery, generation_id=1)
     assert consumer.seeks == 1
