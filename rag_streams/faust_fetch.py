@@ -28,6 +28,12 @@ worker-roles test: embeddings offsets 58-60, none committed before the rebalance
 seek moves such a stream partition to the position ``auto_offset_reset`` gives a partition with
 no committed offset (the start, in this app), as a new consumer would; changelog partitions,
 which have no committed offsets and are positioned by table recovery, are left alone.
+
+Last, Faust's ``getmany`` skips, without a word, fetched records of a partition that is not active
+when their turn comes; their position is gone, and only a seek fetches them again. After the final
+seek of a rebalance, the chunk worker fetched raw offsets 35-44 while recovery resumed its
+partitions, skipped them, and committed past them. Whatever a fetch returned and getmany did not
+hand out, with no rebalance since, is sought back to.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ __all__ = ["install_fetch_generation_guard"]
 log = logging.getLogger(__name__)
 
 
+_FETCHED = "_rag_fetched"  # on the consumer: (rebalance mark, records) of the batch being handed out
+
+
 def _rebalance_mark(app: Any) -> tuple[Any, Any]:
     return app.consumer_generation_id, app.rebalancing_count
 
@@ -60,9 +69,31 @@ def _discards_batches_fetched_across_a_rebalance(original: Any) -> Any:
             if self.flow_active:  # rebalanced and resumed already: nothing else will seek (inactive: getmany does)
                 await self.perform_seek()
             return {}, active_partitions
+        setattr(self, _FETCHED, (before, records))  # what getmany is to hand out (see below)
         return records, active_partitions
 
     return wait_next_records
+
+
+def _fetches_again_what_it_did_not_hand_out(original: Any) -> Any:
+    async def getmany(self: Consumer, timeout: float) -> Any:
+        setattr(self, _FETCHED, None)
+        handed: dict[Any, int] = {}  # tp -> offset of the last record handed out
+        async for tp, message in original(self, timeout):
+            handed[tp] = message.offset
+            yield tp, message
+        fetched = getattr(self, _FETCHED, None)
+        if fetched is None or _rebalance_mark(self.app) != fetched[0]:
+            return  # nothing fetched, or a rebalance came: its seek fetches everything again
+        for tp, records in fetched[1].items():
+            rest = [r.offset for r in records if r.offset > handed.get(tp, -1)]
+            if rest and tp in self.assignment():  # skipped (its partition paused meanwhile): fetch it again
+                log.debug(
+                    "fetching %s again from %d: Faust skipped %d records (work-around 13)", tp, rest[0], len(rest)
+                )
+                await self.seek(tp, rest[0])
+
+    return getmany
 
 
 def _ignores_acks_of_earlier_generations(original: Any) -> Any:
@@ -114,3 +145,4 @@ def install_fetch_generation_guard() -> None:
     patch_once(AIOKafkaConsumerThread, "seek_to_committed", _seeks_every_stream_partition)
     patch_once(Consumer, "_wait_next_records", _discards_batches_fetched_across_a_rebalance)
     patch_once(Consumer, "ack", _ignores_acks_of_earlier_generations)
+    patch_once(Consumer, "getmany", _fetches_again_what_it_did_not_hand_out)

@@ -188,3 +188,62 @@ async def test_faust_seeks_through_the_patched_thread_call(consumer: Any) -> Non
     assert calls == [seek_to_committed_or_reset]
     assert ("seek_to_beginning", (TopicPartition(TOPIC, 0),)) in client.calls  # TOPIC is acked, CHANGELOG not
     assert len(client.calls) == 2
+
+
+# --- records Faust skips because their partition is not active when their turn comes -------------
+
+TP1 = TP(TOPIC, 1)
+
+
+def fetch_then_pause(consumer: Any) -> None:
+    """A batch for two partitions; the second is paused by the time getmany reaches it (recovery
+    resuming partitions in its own order, as in the worker-roles test)."""
+
+    async def getmany(active_partitions: Any, timeout: float) -> Any:
+        return {
+            TP0: [ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (35, 36)],
+            TP1: [ConsumerRecord(TOPIC, 1, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (40, 41)],
+        }
+
+    active = {TP0, TP1}
+    consumer._get_active_partitions = lambda: active
+    consumer._getmany = getmany
+    consumer.assignment = lambda: {TP0, TP1}
+    consumer.sought = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        consumer.sought.append((tp, offset))
+
+    consumer.seek = seek
+
+
+async def handed_out_pausing(consumer: Any) -> list[tuple[int, int]]:
+    out = []
+    async for tp, message in consumer.getmany(timeout=0.1):
+        out.append((tp.partition, message.offset))
+        consumer._get_active_partitions().discard(TP1)  # paused while the first record is processed
+    return out
+
+
+async def test_faust_alone_skips_the_records_of_a_partition_paused_meanwhile(
+    consumer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_fetch_generation_guard()
+    monkeypatch.setattr(Consumer, "getmany", inspect.unwrap(Consumer.getmany))
+    fetch_then_pause(consumer)
+    assert (await handed_out_pausing(consumer), consumer.sought) == ([(0, 35), (0, 36)], [])  # 40, 41: gone
+
+
+async def test_what_getmany_did_not_hand_out_is_sought_back_to(consumer: Any) -> None:
+    install_fetch_generation_guard()
+    fetch_then_pause(consumer)
+    assert await handed_out_pausing(consumer) == [(0, 35), (0, 36)]
+    assert consumer.sought == [(TP1, 40)]  # fetched again once the partition is resumed
+
+
+async def test_nothing_is_sought_when_a_rebalance_came_meanwhile(consumer: Any) -> None:
+    install_fetch_generation_guard()
+    fetch_then_pause(consumer)
+    async for _ in consumer.getmany(timeout=0.1):
+        consumer.app.consumer_generation_id = 2  # the rest is dropped; the rebalance's seek refetches it
+    assert consumer.sought == []
