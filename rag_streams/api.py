@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -20,8 +21,10 @@ from rag_streams.breaker import BreakerOpen, CircuitBreaker
 from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.logs import access_log
-from rag_streams.records import TENANT_RE
-from rag_streams.search import SearchRequest, parse_search, search
+from rag_streams.records import TENANT_RE, doc_key
+from rag_streams.search import SearchRequest, parse_search, search, wait_for_versions
+from rag_streams.tables.versions import APPLIED_VERSIONS
+from rag_streams.versions import DocState
 
 log = logging.getLogger(__name__)
 _KEYS = settings.api_key_tenants()
@@ -75,7 +78,12 @@ class SearchView(View):
         try:
             _check_tenant(request, tenant)
             req = parse_search(await _json_body(request))
-            cache, key = services.cache(), answer_key(req.query, req.k, req.doc_ids)
+            pending: dict[str, int] = {}
+            if req.min_version:  # read-your-writes: wait (bounded) for the versions, then read uncached
+                pending = await wait_for_versions(
+                    partial(_indexed_versions, tenant), req.min_version, timeout_s=settings.min_version_wait_s
+                )
+            cache, key = None if req.min_version else services.cache(), answer_key(req.query, req.k, req.doc_ids)
             if cache is not None and (hit := await cache.get(tenant, key)) is not None:
                 return _raw_answer(self, hit, cached=True)  # also while the breaker is open
             results = await _BREAKER.call(partial(_search, tenant, req))
@@ -93,7 +101,28 @@ class SearchView(View):
         encoded = orjson.dumps(results)
         if cache is not None:
             await cache.put(tenant, key, encoded)
-        return _raw_answer(self, encoded, cached=False)
+        return _raw_answer(self, encoded, cached=False, pending=pending)
+
+
+async def _indexed_versions(tenant: str, wanted: Mapping[str, int]) -> dict[str, int]:
+    """The version indexed per document: the version the tenant's collection holds in full, or a
+    delete this worker's index table applied, when it runs the index stage (a copy of a partition it
+    no longer owns can be behind, never ahead; the store cannot tell a delete from a document that
+    is not indexed yet)."""
+    seen: dict[str, int] = {}
+    table: Any = app.tables.get(APPLIED_VERSIONS)  # registered only where the index stage runs
+    if table is not None:
+        for doc_id in wanted:
+            state = DocState.from_json(table.get(doc_key(tenant, doc_id)))
+            if state is not None and state.deleted:
+                seen[doc_id] = state.version
+    rest = [doc_id for doc_id, version in wanted.items() if seen.get(doc_id, 0) < version]
+    store, timeout_s = services.store(), settings.search_timeout_s
+    if not rest or not await asyncio.wait_for(store.has_tenant(tenant), timeout_s):
+        return seen
+    for doc_id, version in (await asyncio.wait_for(store.doc_versions(tenant, rest), timeout_s)).items():
+        seen[doc_id] = max(version, seen.get(doc_id, 0))
+    return seen
 
 
 async def _search(tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
@@ -110,10 +139,13 @@ def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
     return view.bytes(orjson.dumps(body), content_type="application/json")
 
 
-def _raw_answer(view: View, results: bytes, *, cached: bool) -> Response:
-    """An answer from results already encoded (a cache hit is served without decoding it)."""
-    body = b'{"results":%b,"cached":%b,"degraded":false}' % (results, b"true" if cached else b"false")
-    return view.bytes(body, content_type="application/json")
+def _raw_answer(view: View, results: bytes, *, cached: bool, pending: Mapping[str, int] | None = None) -> Response:
+    """An answer from results already encoded (a cache hit is served without decoding it).
+    ``pending``: min_version documents not indexed at that version when the wait ran out."""
+    body = b'{"results":%b,"cached":%b,"degraded":false' % (results, b"true" if cached else b"false")
+    if pending:
+        body += b',"pending":%b' % orjson.dumps(pending)
+    return view.bytes(body + b"}", content_type="application/json")
 
 
 @app.page("/v1/tenants/{tenant}/points")

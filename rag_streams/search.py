@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from rag_streams import metrics
 from rag_streams.embedding import Embedder
-from rag_streams.errors import BadInput
+from rag_streams.errors import BadInput, is_transient
 from rag_streams.vectorstore import VectorStore
 
-__all__ = ["SearchRequest", "parse_search", "search"]
+__all__ = ["SearchRequest", "parse_search", "search", "wait_for_versions"]
 
 MAX_QUERY_CHARS = 4096
 MAX_K = 100
+MAX_MIN_VERSION_DOCS = 100
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,8 @@ class SearchRequest:
     query: str
     k: int = 5
     doc_ids: tuple[str, ...] = ()
+    #: read-your-writes: doc_id -> the version the answer must reflect (waited for, bounded)
+    min_version: Mapping[str, int] = field(default_factory=dict)
 
 
 def parse_search(body: Any) -> SearchRequest:
@@ -44,7 +48,46 @@ def parse_search(body: Any) -> SearchRequest:
     doc_ids = [doc_ids] if isinstance(doc_ids, str) else doc_ids
     if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
         raise BadInput("'filter.doc_id' must be a string or a list of strings")
-    return SearchRequest(query=query, k=k, doc_ids=tuple(doc_ids))
+    return SearchRequest(query=query, k=k, doc_ids=tuple(doc_ids), min_version=_min_version(body.get("min_version")))
+
+
+def _min_version(value: Any) -> dict[str, int]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or len(value) > MAX_MIN_VERSION_DOCS:
+        raise BadInput(f"'min_version' must be an object of at most {MAX_MIN_VERSION_DOCS} doc_id: version pairs")
+    for doc_id, version in value.items():
+        if not doc_id or not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise BadInput(f"'min_version.{doc_id}' must be a positive integer version")
+    return dict(value)
+
+
+async def wait_for_versions(
+    indexed: Callable[[Mapping[str, int]], Awaitable[Mapping[str, int]]],
+    wanted: Mapping[str, int],
+    *,
+    timeout_s: float,
+    poll_s: float = 0.05,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> dict[str, int]:
+    """Wait until ``indexed`` reports each wanted document at its version or later, at most
+    ``timeout_s``. Returns what is still pending (doc_id -> newest version seen, 0 for none): empty
+    when every version is indexed. ``indexed`` gets the pending documents; a transient failure of it
+    counts as "not yet". The poll interval doubles up to 0.5 s."""
+    deadline, pending = clock() + timeout_s, dict.fromkeys(wanted, 0)
+    while True:
+        try:
+            seen = await indexed({d: wanted[d] for d in pending})
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            seen = {}
+        pending = {d: seen.get(d, 0) for d in pending if seen.get(d, 0) < wanted[d]}
+        if not pending or clock() >= deadline:
+            return pending
+        await sleep(min(poll_s, max(0.0, deadline - clock())))
+        poll_s = min(poll_s * 2, 0.5)
 
 
 async def search(

@@ -106,6 +106,12 @@ class Settings:
     search_timeout_s: float = _env(
         "RAG_SEARCH_TIMEOUT_S", "seconds a search waits for the vector store before it counts as failed", default=2.0
     )
+    min_version_wait_s: float = _env(
+        "RAG_MIN_VERSION_WAIT_S",
+        "seconds a search with min_version waits at most for those document versions to be indexed "
+        "(each transactional hop of the pipeline adds up to Faust's 2.8 s commit interval)",
+        default=10.0,
+    )
     breaker_failures: int = _env(
         "RAG_BREAKER_FAILURES",
         "vector-store failures in a row (timeouts, connection errors, 5xx) that open the search circuit breaker",
@@ -217,6 +223,7 @@ _POSITIVE = {
     "cache_ttl",
     "embed_window_s",
     "search_timeout_s",
+    "min_version_wait_s",
     "breaker_failures",
     "breaker_reset_s",
 }

@@ -60,6 +60,7 @@ class VectorStore(Protocol):
         self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
     ) -> list[Hit]: ...
     async def points(self, tenant: str) -> list[Hit]: ...
+    async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]: ...
     async def has_tenant(self, tenant: str) -> bool: ...
     # reindex: the tenant's generations, the next one built beside the aliased one, then the flip
     async def collections(self, tenant: str) -> list[Collection]: ...
@@ -75,6 +76,11 @@ class VectorStore(Protocol):
 
 def _version_range(*, lt: int | None = None, lte: int | None = None) -> models.FieldCondition:
     return models.FieldCondition(key="version", range=models.Range(lt=lt, lte=lte))
+
+
+def _complete(points: list[tuple[int, int]]) -> bool:
+    """One version, as many points as its chunk count."""
+    return len(set(points)) == 1 and len(points) == points[0][1]
 
 
 class QdrantVectorStore(QdrantCollections):
@@ -194,6 +200,31 @@ class QdrantVectorStore(QdrantCollections):
             )
         )
         return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+
+    async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]:
+        """The version each document is stored at in full: every chunk of it, nothing older left.
+        Documents with no point, or in the middle of a replacement, are left out (read-your-writes)."""
+        flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
+
+        def scroll() -> dict[str, int]:
+            stored: dict[str, list[tuple[int, int]]] = {}  # doc_id -> (version, chunk_count) per point
+            offset = None
+            while True:
+                batch, offset = self._client.scroll(
+                    self.alias(tenant),
+                    flt,
+                    limit=1000,
+                    offset=offset,
+                    with_payload=["doc_id", "version", "chunk_count"],
+                )
+                for p in batch:
+                    body = p.payload or {}
+                    point = (int(body.get("version", 0)), int(body.get("chunk_count", 0)))
+                    stored.setdefault(str(body.get("doc_id")), []).append(point)
+                if offset is None:
+                    return {doc_id: points[0][0] for doc_id, points in stored.items() if _complete(points)}
+
+        return await self._run(scroll)
 
     async def points(self, tenant: str) -> list[Hit]:
         """Every point of the tenant (id and payload): for audits and tests."""

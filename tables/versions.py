@@ -18,7 +18,10 @@ from faust.types import TableT, TopicT
 from rag_streams.app import app, settings
 from rag_streams.faust_compat import transaction_group
 
-__all__ = ["version_table"]
+__all__ = ["APPLIED_VERSIONS", "version_table"]
+
+#: the index stage's table of what the vector store holds per document (read by the search API)
+APPLIED_VERSIONS = "applied-versions"
 
 
 def version_table(name: str, description: str, *, written_from: TopicT) -> TableT:

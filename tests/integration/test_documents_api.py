@@ -45,3 +45,35 @@ async def test_put_and_delete_documents_over_http(pipeline: Any) -> None:
     assert (status, body["version"]) == (202, 4), body
     await pipeline.wait_for(lambda: pipeline.holds_exactly(TENANT, {("faq.md", 5)}), timeout=120, what="the delete")
     assert {p["doc_id"] for p in await pipeline.points(TENANT)} == {"faq.md"}  # bad.md was never published
+
+
+async def test_a_search_with_min_version_reads_its_own_writes(pipeline: Any) -> None:
+    base, search = f"/v1/tenants/{TENANT}/documents", f"/v1/tenants/{TENANT}/search"
+    status, _ = await pipeline.api("PUT", f"{base}/warmup.md", {"text": "The pipeline is warm.", "version": 1})
+    assert status == 202
+    await pipeline.wait_for(lambda: pipeline.holds_exactly(TENANT, {("warmup.md", 1)}), timeout=120, what="warm-up")
+
+    text = "Tide pools are refilled twice a day by the sea."
+    status, _ = await pipeline.api("PUT", f"{base}/tides.md", {"text": text, "version": 3})
+    assert status == 202
+    # no polling by the client: the search itself waits until version 3 is indexed
+    question = {"query": "how often are tide pools refilled", "k": 3, "min_version": {"tides.md": 3}}
+    status, body = await pipeline.api("POST", search, question)
+    assert status == 200 and "pending" not in body and body["cached"] is False, body
+    best = body["results"][0]
+    assert (best["doc_id"], best["version"]) == ("tides.md", 3), body
+
+    status, _ = await pipeline.api("DELETE", f"{base}/tides.md?version=4")
+    assert status == 202
+    question["min_version"] = {"tides.md": 4}  # a delete: known from the index worker's table
+    status, body = await pipeline.api("POST", search, question)
+    assert status == 200 and "pending" not in body, body
+    assert "tides.md" not in {r["doc_id"] for r in body["results"]}, body
+
+    question["min_version"] = {"tides.md": 9, "warmup.md": 1}  # 9 was never written: the wait runs out
+    status, body = await pipeline.api("POST", search, question)
+    assert status == 200 and body["pending"] == {"tides.md": 4}, body
+    assert [r["doc_id"] for r in body["results"]] == ["warmup.md"]
+
+    status, body = await pipeline.api("POST", search, {"query": "q", "min_version": {"tides.md": 0}})
+    assert status == 400 and "min_version" in body["error"], body

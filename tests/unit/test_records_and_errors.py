@@ -18,7 +18,7 @@ from rag_streams.errors import BadInput, PermanentError, TransientError, is_tran
 from rag_streams.producer import next_version
 from rag_streams.ratelimit import UpsertLimiter
 from rag_streams.records import DELETE, RawDocument, doc_key, from_json_obj, validate_raw
-from rag_streams.search import MAX_K, SearchRequest, parse_search
+from rag_streams.search import MAX_K, SearchRequest, parse_search, wait_for_versions
 
 MAX = 1000
 
@@ -329,3 +329,66 @@ def test_raw_tombstone_with_a_bad_key_is_bad_input(key: bytes | None) -> None:
 
     with pytest.raises(BadInput):
         tombstone_delete(key, 1)
+
+
+def test_parse_search_reads_min_version() -> None:
+    req = parse_search({"query": "q", "min_version": {"doc-1": 3, "doc-2": 1}})
+    assert req.min_version == {"doc-1": 3, "doc-2": 1}
+    assert parse_search({"query": "q"}).min_version == {}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        [],
+        "doc-1",
+        {"doc-1": 0},
+        {"doc-1": -2},
+        {"doc-1": "3"},
+        {"doc-1": True},
+        {"": 1},
+        {f"d{i}": 1 for i in range(101)},
+    ],
+)
+def test_parse_search_rejects_a_bad_min_version(value: Any) -> None:
+    with pytest.raises(BadInput, match="min_version"):
+        parse_search({"query": "q", "min_version": value})
+
+
+class VersionsSeen:
+    """``indexed`` for wait_for_versions: answers from a script, one step per call, on a fake clock."""
+
+    def __init__(self, steps: list[Any]) -> None:
+        self.steps, self.asked, self.now = steps, list[dict[str, int]](), 0.0
+
+    async def __call__(self, wanted: Any) -> dict[str, int]:
+        self.asked.append(dict(wanted))
+        step = self.steps[min(len(self.asked), len(self.steps)) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return dict(step)
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def test_wait_for_versions_returns_once_every_version_is_indexed() -> None:
+    seen = VersionsSeen([{}, {"a": 2}, {"a": 2, "b": 5}])
+    pending = await wait_for_versions(seen, {"a": 2, "b": 4}, timeout_s=5, clock=lambda: seen.now, sleep=seen.sleep)
+    assert pending == {}
+    assert seen.asked == [{"a": 2, "b": 4}, {"a": 2, "b": 4}, {"b": 4}]  # only what is still pending
+
+
+async def test_wait_for_versions_gives_up_at_the_bound_with_what_is_pending() -> None:
+    seen = VersionsSeen([{"a": 1}])
+    pending = await wait_for_versions(seen, {"a": 2, "b": 1}, timeout_s=2, clock=lambda: seen.now, sleep=seen.sleep)
+    assert pending == {"a": 1, "b": 0}
+    assert 2 <= seen.now <= 2.01 and len(seen.asked) > 3  # polled until the bound, not past it
+
+
+async def test_wait_for_versions_counts_a_transient_failure_as_not_yet() -> None:
+    seen = VersionsSeen([TransientError("store down"), {"a": 2}])
+    pending = await wait_for_versions(seen, {"a": 2}, timeout_s=5, clock=lambda: seen.now, sleep=seen.sleep)
+    assert pending == {} and len(seen.asked) == 2
+    with pytest.raises(ValueError):
+        await wait_for_versions(VersionsSeen([ValueError("bug")]), {"a": 1}, timeout_s=5)

@@ -210,3 +210,19 @@ async def test_upsert_same_version_rewrites_and_trim_removes_what_only_an_older_
     await store.upsert("acme", [point("a", 0, 2, [0, 0, 0, 1])], version=2, same_version=True)
     (best,) = await store.search("acme", [0, 0, 0, 1], 1)
     assert (best.payload["doc_id"], best.score) == ("a", pytest.approx(1.0, abs=1e-5))
+
+
+async def test_doc_versions_reports_only_documents_stored_in_full(store: QdrantVectorStore) -> None:
+    def pt(doc: str, index: int, version: int, count: int) -> Point:
+        p = point(doc, index, version, [1.0, float(index), 0.5, 0.0])
+        return Point(p.id, p.vector, {**p.payload, "chunk_count": count})
+
+    await store.ensure_tenant("acme", 4, "m")
+    await store.upsert("acme", [pt("whole", 0, 2, 2), pt("whole", 1, 2, 2)], version=2)
+    await store.upsert("acme", [pt("half", 0, 1, 2)], version=1)  # chunk 1 not indexed yet
+    await store.upsert("acme", [pt("mixed", 0, 1, 2), pt("mixed", 1, 1, 2)], version=1)
+    await store.upsert("acme", [pt("mixed", 0, 2, 2)], version=2)  # mid-replacement: 1 and 2 side by side
+    wanted = ["whole", "half", "mixed", "absent"]
+    assert await store.doc_versions("acme", wanted) == {"whole": 2}
+    await store.upsert("acme", [pt("mixed", 1, 2, 2)], version=2)
+    assert await store.doc_versions("acme", wanted) == {"whole": 2, "mixed": 2}
