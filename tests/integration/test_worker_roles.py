@@ -25,12 +25,6 @@ def port_of(worker: Any) -> int:
     return int(worker.env["RAG_WEB_PORT"])
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open data-loss bug: about 1 run in 6, the index worker, which keeps its partitions through the "
-    "rebalance when an embed worker leaves, commits past a contiguous range of one embeddings partition "
-    "(e.g. offsets 34-50) that it never indexed; work-arounds 11 and 13 fixed two causes, one remains",
-)
 async def test_two_embed_workers_share_then_hand_over_and_the_index_ends_with_zero_drift(idle_pipeline: Any) -> None:
     pipeline = idle_pipeline
     index = pipeline.worker_with("index", port=pipeline.port)  # serves the API the checks read
