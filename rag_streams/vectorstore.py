@@ -174,14 +174,8 @@ class QdrantVectorStore(QdrantCollections):
         of_doc = models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id))
 
         def run() -> None:
-            newest, offset = version, None
-            while True:
-                batch, offset = self._client.scroll(
-                    target, models.Filter(must=[of_doc]), limit=1000, offset=offset, with_payload=["version"]
-                )
-                newest = max([newest, *(int((p.payload or {}).get("version", 0)) for p in batch)])
-                if offset is None:
-                    break
+            stored = self._scroll_all(target, models.Filter(must=[of_doc]), ["version"])
+            newest = max([version, *(int(p.get("version", 0)) for _, p in stored)])
             selector = models.FilterSelector(filter=models.Filter(must=[of_doc, _version_range(lt=newest)]))
             self._client.delete(target, points_selector=selector, wait=True)
 
@@ -206,36 +200,31 @@ class QdrantVectorStore(QdrantCollections):
         Documents with no point, or in the middle of a replacement, are left out (read-your-writes)."""
         flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
 
-        def scroll() -> dict[str, int]:
+        def run() -> dict[str, int]:
             stored: dict[str, list[tuple[int, int]]] = {}  # doc_id -> (version, chunk_count) per point
-            offset = None
-            while True:
-                batch, offset = self._client.scroll(
-                    self.alias(tenant),
-                    flt,
-                    limit=1000,
-                    offset=offset,
-                    with_payload=["doc_id", "version", "chunk_count"],
-                )
-                for p in batch:
-                    body = p.payload or {}
-                    point = (int(body.get("version", 0)), int(body.get("chunk_count", 0)))
-                    stored.setdefault(str(body.get("doc_id")), []).append(point)
-                if offset is None:
-                    return {doc_id: points[0][0] for doc_id, points in stored.items() if _complete(points)}
+            for _, body in self._scroll_all(self.alias(tenant), flt, ["doc_id", "version", "chunk_count"]):
+                point = (int(body.get("version", 0)), int(body.get("chunk_count", 0)))
+                stored.setdefault(str(body.get("doc_id")), []).append(point)
+            return {doc_id: points[0][0] for doc_id, points in stored.items() if _complete(points)}
 
-        return await self._run(scroll)
+        return await self._run(run)
 
     async def points(self, tenant: str) -> list[Hit]:
         """Every point of the tenant (id and payload): for audits and tests."""
 
-        def scroll() -> list[Hit]:
-            out: list[Hit] = []
-            offset = None
-            while True:
-                batch, offset = self._client.scroll(self.alias(tenant), limit=1000, offset=offset, with_payload=True)
-                out += [Hit(str(p.id), 1.0, dict(p.payload or {})) for p in batch]
-                if offset is None:
-                    return out
+        def run() -> list[Hit]:
+            return [Hit(pid, 1.0, body) for pid, body in self._scroll_all(self.alias(tenant), None, True)]
 
-        return await self._run(scroll)
+        return await self._run(run)
+
+    def _scroll_all(
+        self, collection: str, flt: models.Filter | None, with_payload: bool | list[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(id, payload) of every point matching ``flt``, page by page (on the store's thread)."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        offset = None
+        while True:
+            batch, offset = self._client.scroll(collection, flt, limit=1000, offset=offset, with_payload=with_payload)
+            out += [(str(p.id), dict(p.payload or {})) for p in batch]
+            if offset is None:
+                return out
