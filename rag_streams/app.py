@@ -50,6 +50,7 @@ app = faust.App(
     topic_allow_declare=True,
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.session_timeout_s,
+    broker_commit_interval=settings.commit_interval_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     producer_acks=-1,
     producer_max_request_size=max_message_bytes(settings),

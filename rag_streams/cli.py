@@ -88,6 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("demo", help="start Kafka and a worker, ingest the sample corpus, answer a question")
+
+    b = sub.add_parser(
+        "bench",
+        help="measure the pipeline against the model's ceiling: throughput, freshness, re-ingest, queries, memory",
+    )
+    b.add_argument("--quick", action="store_true", help="a few minutes: ~300 chunks, 10 freshness samples, 10k points")
+    b.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
+    b.add_argument("--plot", type=Path, default=None, metavar="DIR", help="draw PNG plots into DIR (matplotlib)")
+    b.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="text files to use instead of the default")
     return p
 
 
@@ -141,6 +150,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         from rag_streams.demo import run_demo
 
         return run_demo(settings)
+    if args.command == "bench":
+        from rag_streams.bench import BenchOptions, run_bench
+
+        return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus))
     raise CliError(f"unknown command {args.command}")
 
 

@@ -79,7 +79,20 @@ class Settings:
     )
     embed_device: str = _env("RAG_EMBED_DEVICE", "torch device for the model: cpu, cuda, cuda:0, mps", default="cpu")
     embed_batch: int = _env("RAG_EMBED_BATCH", "chunks per model batch (stream.take size)", default=64)
-    embed_window_s: float = _env("RAG_EMBED_WINDOW_S", "longest wait to fill a batch (seconds)", default=0.5)
+    embed_window_s: float = _env(
+        "RAG_EMBED_WINDOW_S",
+        "batching tick of the embed and index stages (seconds): a batch is handed on at the first tick"
+        " that finds events in it, or as soon as it holds RAG_EMBED_BATCH; what queued while the previous"
+        " batch ran fills the next at once, so a short tick costs no batch size under load",
+        default=0.02,
+    )
+    commit_interval_s: float = _env(
+        "RAG_COMMIT_INTERVAL_S",
+        "seconds between Faust's offset commits; under exactly_once each commit ends the open Kafka"
+        " transactions, and a stage's output becomes visible to the next stage only then (Faust's"
+        " default is 2.8); idle partitions commit nothing",
+        default=0.1,
+    )
     chunk_tokens: int = _env(
         "RAG_CHUNK_TOKENS", "model tokens per chunk (at most the model's max sequence length - 2)", default=200
     )
@@ -109,7 +122,7 @@ class Settings:
     min_version_wait_s: float = _env(
         "RAG_MIN_VERSION_WAIT_S",
         "seconds a search with min_version waits at most for those document versions to be indexed "
-        "(each transactional hop of the pipeline adds up to Faust's 2.8 s commit interval)",
+        "(each transactional hop of the pipeline adds up to RAG_COMMIT_INTERVAL_S)",
         default=10.0,
     )
     breaker_failures: int = _env(
@@ -222,6 +235,7 @@ _POSITIVE = {
     "reindex_upsert_rate",
     "cache_ttl",
     "embed_window_s",
+    "commit_interval_s",
     "search_timeout_s",
     "min_version_wait_s",
     "breaker_failures",

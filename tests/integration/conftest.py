@@ -29,10 +29,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from rag_streams.admin import create_topics
 from rag_streams.kafka_local import LocalKafka
 from rag_streams.producer import DocumentProducer
+from rag_streams.redis_local import RedisServer
 from rag_streams.settings import Settings, load_settings
 from rag_streams.topics import TopicNames
-
-from redis_server import RedisServer
 
 # Listening ports stay below Linux's ephemeral range (32768-60999): while a listener is down
 # (broker restart, killed worker), clients retrying to connect to it from ephemeral ports can
@@ -125,7 +124,6 @@ class Pipeline:
             "RAG_WEB_PORT": str(self.port),
             "RAG_TOPIC_PARTITIONS": "3",
             "RAG_EMBED_BATCH": "32",
-            "RAG_EMBED_WINDOW_S": "0.3",
             "RAG_SESSION_TIMEOUT_S": "10",  # a SIGKILLed worker's partitions move in seconds, not 45 s
             "RAG_LOG_LEVEL": os.environ.get("RAG_TEST_WORKER_LOG_LEVEL", "info"),
         }

@@ -22,9 +22,9 @@ import pytest
 
 from rag_streams.admin import create_topics
 from rag_streams.kafka_local import LocalKafka
+from rag_streams.redis_local import RedisServer
 
 from conftest import Pipeline
-from redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 TENANT = "acme"

@@ -1,4 +1,5 @@
-"""A real redis-server process (Debian's, installed by scripts/setup.sh) on a loopback port."""
+"""A real redis-server process (Debian's, installed by scripts/setup.sh) on a loopback port: the
+integration tests' and `rag-streams bench`'s search answer cache."""
 
 from __future__ import annotations
 

@@ -1,0 +1,184 @@
+"""``rag-streams bench`` (SPEC §9): one command that measures the pipeline against its ceiling.
+
+In one run, on one machine and one real text corpus: the model's bare ``encode`` throughput (the
+ceiling), a naive single-process loop, the pipeline on a real Kafka broker with the configured
+processing guarantee (first ingest, freshness idle and at half load, re-ingest unchanged and 5%
+edited), HTTP query latency cold and cached, the embedded store at 10k (and 100k) points, and the
+worker's peak RSS. A benchmark measures; no test asserts a speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rag_streams.settings import Settings
+
+__all__ = ["BenchOptions", "run_bench"]
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    quick: bool = False
+    json_path: Path | None = None
+    plot_dir: Path | None = None
+    corpus_dir: Path | None = None
+
+    @property
+    def target_chunks(self) -> int:
+        return 300 if self.quick else 2000
+
+    @property
+    def freshness_samples(self) -> int:
+        return 10 if self.quick else 40
+
+    @property
+    def store_sizes(self) -> tuple[int, ...]:
+        return (10_000,) if self.quick else (10_000, 100_000)
+
+    @property
+    def questions(self) -> int:
+        return 30 if self.quick else 100
+
+
+def _say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def edit(text: str, n: int) -> str:
+    """A document edited in the middle: a sentence inserted at a paragraph or line break."""
+    middle = len(text) // 2
+    cut = text.find("\n", middle)
+    cut = middle if cut < 0 else cut
+    return f"{text[:cut]}\nRevision {n}: this paragraph was edited after the first ingest.{text[cut:]}"
+
+
+async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict[str, Any]:
+    from rag_streams.bench import offline
+    from rag_streams.bench.corpus import Document, corpus_from_dir, installed_descriptions
+    from rag_streams.bench.online import Online
+    from rag_streams.bench.stack import Stack
+    from rag_streams.bench.stats import machine, peak_rss_mb, percentiles, versions
+    from rag_streams.embedding import SentenceTransformerEmbedder
+    from rag_streams.producer import DocumentProducer
+
+    result: dict[str, Any] = {"quick": options.quick, "settings": _settings_summary(settings)}
+    source = corpus_from_dir(options.corpus_dir) if options.corpus_dir else installed_descriptions()
+    _say(f"loading the model ({settings.embed_device}) and chunking the corpus ...")
+    embedder = SentenceTransformerEmbedder(settings.embed_model, device=settings.embed_device)
+    target = None if options.corpus_dir and not options.quick else options.target_chunks
+    docs, chunks = offline.chunk_corpus(source, embedder, settings, target)
+    per_doc = [sum(1 for c in chunks if c.doc_id == d.doc_id) for d in docs]
+    result["corpus"] = {
+        "source": str(options.corpus_dir) if options.corpus_dir else "installed distributions' descriptions",
+        "documents": len(docs),
+        "chunks": len(chunks),
+        "chars": sum(len(d.text) for d in docs),
+    }
+    result["machine"], result["versions"] = machine(settings.embed_device), versions()
+    _say(f"{len(docs)} documents, {len(chunks)} chunks; ceiling (bare encode, batch {settings.embed_batch}) ...")
+    result["ceiling"] = offline.ceiling(embedder, [c.text for c in chunks], settings.embed_batch)
+    _say(f"ceiling {result['ceiling']['chunks_per_s']:.1f} chunks/s; naive loop ...")
+    result["naive"] = await offline.naive_loop(docs, embedder, settings)
+    questions = [" ".join(c.text.split()[:12]) for c in chunks[:: max(1, len(chunks) // options.questions)]]
+    questions = list(dict.fromkeys(questions))[: options.questions]
+    edited = [Document(d.doc_id, edit(d.text, 1)) if i % 20 == 0 else d for i, d in enumerate(docs)]
+    edited_chunks = len(offline.chunk_corpus(edited, embedder, settings, None)[1])
+    del embedder
+    gc.collect()
+
+    result["store"] = {}
+    for size in options.store_sizes:
+        _say(f"embedded store at {size:,} synthetic points ...")
+        quick = options.quick or size > 10_000
+        result["store"][str(size)] = await offline.store_at_size(size, queries=30 if quick else 100, updates=10)
+
+    stack = Stack(settings, workdir / "stack")
+    _say(f"starting Kafka {settings.kafka_version} on {stack.kafka.bootstrap}, a worker on :{stack.port} ...")
+    raw: dict[str, Any] = {}
+    try:
+        await stack.start()
+        async with DocumentProducer(stack.settings) as producer:
+            run = Online(stack, producer)
+            _say("warm-up (model load in the worker) ...")
+            await run.ingest([Document("warm-up", "A warm-up document loads the model.")], 1, tenant="bench-warm")
+            _say(f"first ingest of {len(chunks)} chunks ...")
+            first = await run.ingest(docs, len(chunks))
+            raw["ingest_series"] = first.pop("series")
+            first["ratio_to_ceiling"] = round(first["chunks_per_s"] / result["ceiling"]["chunks_per_s"], 3)
+            result["pipeline"] = first
+            _say(f"pipeline {first['chunks_per_s']:.1f} chunks/s ({first['ratio_to_ceiling']}x); freshness idle ...")
+            idle = await run.freshness(options.freshness_samples)
+            raw["freshness_idle_s"] = idle
+            _say("HTTP queries ...")
+            result["query"] = {"http": await run.queries(questions)}
+            _say("re-ingest, unchanged ...")
+            unchanged = await run.ingest(docs, len(chunks))
+            unchanged.pop("series")
+            unchanged["ratio"] = round(first["seconds"] / unchanged["seconds"], 2)
+            _say(f"unchanged in {unchanged['seconds']} s; re-ingest, 5% edited ...")
+            changed = await run.ingest(edited, edited_chunks)
+            changed.pop("series")
+            changed["ratio"] = round(first["seconds"] / changed["seconds"], 2)
+            result["reingest"] = {"unchanged": unchanged, "edited": changed}
+            rate = 0.5 * first["chunks_per_s"]
+            _say(f"freshness at 50% load ({rate:.1f} chunks/s of new documents) ...")
+            loaded = await run.freshness_loaded(options.freshness_samples, docs, per_doc, rate)
+            raw["freshness_loaded_s"] = loaded.pop("latencies")
+            result["freshness"] = {
+                "idle": percentiles(idle),
+                "loaded": {**percentiles(raw["freshness_loaded_s"]), **loaded},
+            }
+            assert stack.worker is not None
+            result["worker"] = {"peak_rss_mb": peak_rss_mb(stack.worker.pid), "log": str(stack.log)}
+    finally:
+        await stack.stop()
+    result["raw"] = raw
+    return result
+
+
+def _settings_summary(s: Settings) -> dict[str, Any]:
+    keys = (
+        "processing_guarantee",
+        "embed_batch",
+        "embed_window_s",
+        "commit_interval_s",
+        "chunk_tokens",
+        "chunk_overlap",
+        "topic_partitions",
+        "embed_device",
+    )
+    return {k: getattr(s, k) for k in keys}
+
+
+def run_bench(settings: Settings, options: BenchOptions) -> int:
+    from rag_streams.bench.report import plot, table, write_json
+
+    workdir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    started = time.perf_counter()
+    try:
+        result = asyncio.run(_run(settings, options, workdir))
+    finally:
+        log = workdir / "stack" / "worker.log"
+        if log.exists():
+            kept = Path(tempfile.gettempdir()) / "rag-bench-worker.log"
+            shutil.copyfile(log, kept)
+            _say(f"worker log kept at {kept}")
+        shutil.rmtree(workdir, ignore_errors=True)
+    result["wall_s"] = round(time.perf_counter() - started, 1)
+    result.setdefault("worker", {})["log"] = str(Path(tempfile.gettempdir()) / "rag-bench-worker.log")
+    print(table(result))
+    if options.json_path is not None:
+        write_json(result, options.json_path)
+        _say(f"JSON written to {options.json_path}")
+    if options.plot_dir is not None:
+        for path in plot(result, options.plot_dir):
+            _say(f"plot written to {path}")
+    return 0

@@ -1,0 +1,180 @@
+"""The measurements that need no Kafka: the model's ceiling, a naive loop, the store at size."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from rag_streams.bench.corpus import Document
+from rag_streams.bench.stats import percentiles
+from rag_streams.chunking import chunk_document
+from rag_streams.embedding import SentenceTransformerEmbedder
+from rag_streams.records import Chunk, RawDocument
+from rag_streams.settings import Settings
+from rag_streams.vectorstore import Point, QdrantVectorStore, VectorStore
+
+__all__ = ["ceiling", "chunk_corpus", "naive_loop", "store_at_size"]
+
+TENANT = "bench"
+
+
+def raw(doc: Document, tenant: str = TENANT, version: int = 1) -> RawDocument:
+    return RawDocument(tenant_id=tenant, doc_id=doc.doc_id, version=version, text=doc.text)
+
+
+def chunk_corpus(
+    docs: Sequence[Document], embedder: SentenceTransformerEmbedder, settings: Settings, target: int | None
+) -> tuple[list[Document], list[Chunk]]:
+    """The documents (in order, until ``target`` chunks are reached) and their chunks, cut exactly
+    as the chunk stage cuts them."""
+    kept: list[Document] = []
+    chunks: list[Chunk] = []
+    for doc in docs:
+        if target is not None and len(chunks) >= target:
+            break
+        kept.append(doc)
+        chunks += chunk_document(raw(doc), embedder, size=settings.chunk_tokens, overlap=settings.chunk_overlap)
+    return kept, chunks
+
+
+def ceiling(embedder: SentenceTransformerEmbedder, texts: Sequence[str], batch: int) -> dict[str, Any]:
+    """Bare ``encode`` throughput on the corpus's own chunks, one call per batch of the worker's size."""
+    embedder.embed(list(texts[:batch]))  # warm up (first call allocates)
+    started = time.perf_counter()
+    for start in range(0, len(texts), batch):
+        embedder.embed(list(texts[start : start + batch]))
+    elapsed = time.perf_counter() - started
+    return {"chunks": len(texts), "batch": batch, "seconds": round(elapsed, 2), "chunks_per_s": len(texts) / elapsed}
+
+
+async def naive_loop(
+    docs: Sequence[Document], embedder: SentenceTransformerEmbedder, settings: Settings
+) -> dict[str, Any]:
+    """chunk -> embed -> upsert, document by document, in one process into the embedded store."""
+    folder = tempfile.mkdtemp(prefix="rag-bench-naive-")
+    store = QdrantVectorStore.connect(url=None, path=folder)
+    try:
+        await store.ensure_tenant(TENANT, embedder.dim, embedder.model_name)
+        count = 0
+        started = time.perf_counter()
+        for doc in docs:
+            chunks = chunk_document(raw(doc), embedder, size=settings.chunk_tokens, overlap=settings.chunk_overlap)
+            vectors = embedder.embed([c.text for c in chunks])
+            points = [
+                Point(c.chunk_id, v.tolist(), _payload(c, embedder.model_name))
+                for c, v in zip(chunks, vectors, strict=True)
+            ]
+            await store.upsert(TENANT, points, version=1)
+            count += len(points)
+        elapsed = time.perf_counter() - started
+    finally:
+        await store.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"chunks": count, "seconds": round(elapsed, 2), "chunks_per_s": count / elapsed}
+
+
+def _payload(c: Chunk, model: str) -> dict[str, Any]:
+    return {
+        "tenant_id": c.tenant_id,
+        "doc_id": c.doc_id,
+        "chunk_index": c.chunk_index,
+        "chunk_count": c.chunk_count,
+        "version": c.version,
+        "text": c.text,
+        "content_hash": c.content_hash,
+        "model": model,
+        "metadata": c.metadata,
+    }
+
+
+async def _timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    started = time.perf_counter()
+    out = await fn(*args, **kwargs)
+    samples.append(time.perf_counter() - started)
+    return out
+
+
+async def store_at_size(
+    size: int,
+    *,
+    queries: int,
+    updates: int,
+    dim: int = 384,
+    chunks_per_doc: int = 10,
+    make_store: Callable[[str], VectorStore] | None = None,
+) -> dict[str, Any]:
+    """Load ``size`` synthetic points (random unit vectors, real payload shape) straight into a fresh
+    embedded store, then time searches (plain and filtered by doc_id), per-document updates (upsert
+    of the next version + cleanup of the old one) and the read-your-writes version check."""
+    rng = np.random.default_rng(size)
+    folder = tempfile.mkdtemp(prefix=f"rag-bench-store-{size}-")
+    store = make_store(folder) if make_store else QdrantVectorStore.connect(url=None, path=folder)
+    docs = size // chunks_per_doc
+
+    def points(doc: int, version: int) -> list[Point]:
+        vecs = rng.standard_normal((chunks_per_doc, dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        return [
+            Point(
+                f"00000000-0000-4000-8000-{doc * chunks_per_doc + i:012d}",
+                vecs[i].tolist(),
+                {
+                    "tenant_id": TENANT,
+                    "doc_id": f"doc-{doc}",
+                    "chunk_index": i,
+                    "chunk_count": chunks_per_doc,
+                    "version": version,
+                    "text": f"synthetic chunk {i} of document {doc}",
+                    "content_hash": f"{doc}-{i}-{version}",
+                    "model": "synthetic",
+                    "metadata": {},
+                },
+            )
+            for i in range(chunks_per_doc)
+        ]
+
+    try:
+        await store.ensure_tenant(TENANT, dim, "synthetic")
+        started = time.perf_counter()
+        per_call = max(1, 1000 // chunks_per_doc)
+        for first in range(0, docs, per_call):
+            batch = [p for d in range(first, min(docs, first + per_call)) for p in points(d, 1)]
+            await store.upsert(TENANT, batch, version=1)
+        load_s = time.perf_counter() - started
+        pick = random.Random(size)
+        plain: list[float] = []
+        filtered: list[float] = []
+        for _ in range(queries):
+            vec = rng.standard_normal(dim).astype(np.float32)
+            vec /= np.linalg.norm(vec)
+            await _timed(plain, store.search, TENANT, vec.tolist(), 5)
+            await _timed(filtered, store.search, TENANT, vec.tolist(), 5, doc_ids=[f"doc-{pick.randrange(docs)}"])
+        upserts: list[float] = []
+        cleanups: list[float] = []
+        checks: list[float] = []
+        for n, doc in enumerate(pick.sample(range(docs), updates)):
+            new = points(doc, 2 + n)
+            await _timed(upserts, store.upsert, TENANT, new, version=2 + n)
+            await _timed(cleanups, store.delete_doc, TENANT, f"doc-{doc}", below_version=2 + n)
+            await _timed(checks, store.doc_versions, TENANT, [f"doc-{doc}"])
+    finally:
+        await store.close()
+        shutil.rmtree(folder, ignore_errors=True)
+    query = percentiles(plain, 1000, "ms")
+    return {
+        "points": docs * chunks_per_doc,
+        "load_s": round(load_s, 2),
+        "load_points_per_s": round(docs * chunks_per_doc / load_s, 1),
+        "query_ms": query,
+        "query_p99_ms": query.get("p99_ms"),
+        "filtered_query_ms": percentiles(filtered, 1000, "ms"),
+        "update_upsert_ms": percentiles(upserts, 1000, "ms"),
+        "cleanup_ms": percentiles(cleanups, 1000, "ms"),
+        "doc_versions_ms": percentiles(checks, 1000, "ms"),
+    }

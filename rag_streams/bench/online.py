@@ -1,0 +1,210 @@
+"""The measurements on the real pipeline: ingest, freshness, re-ingest and HTTP queries."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rag_streams.bench.corpus import Document
+from rag_streams.bench.stack import Stack
+from rag_streams.bench.stats import percentiles
+from rag_streams.producer import DocumentProducer
+
+__all__ = ["Online"]
+
+TENANT, PROBE_TENANT, LOAD_TENANT = "bench", "bench-fresh", "bench-load"
+POLL_S = 0.02  # how often "searchable?" is asked: the resolution of the freshness figures
+INDEXED = "rag_messages_processed_total"
+
+
+class Online:
+    def __init__(self, stack: Stack, producer: DocumentProducer, timeout_s: float = 1800) -> None:
+        self.stack, self.producer, self.timeout_s = stack, producer, timeout_s
+        self.rng = random.Random(7)
+
+    async def _indexed(self) -> float:
+        return await self.stack.metric(INDEXED, stage="index")
+
+    async def publish_all(self, tenant: str, docs: Sequence[Document]) -> dict[str, int]:
+        """Publish every document (concurrently: the producer batches them); doc_id -> version."""
+        versions: dict[str, int] = {}
+
+        async def one(doc: Document) -> None:
+            versions[doc.doc_id] = await self.producer.upsert(tenant, doc.doc_id, doc.text)
+
+        for start in range(0, len(docs), 200):
+            await asyncio.gather(*(one(d) for d in docs[start : start + 200]))
+        return versions
+
+    async def stored_versions(self, tenant: str) -> tuple[int, dict[str, set[int]]]:
+        status, body = await self.stack.api("GET", f"/v1/tenants/{tenant}/points")
+        if status != 200:
+            return 0, {}
+        versions: dict[str, set[int]] = {}
+        for p in body["points"]:
+            versions.setdefault(p["doc_id"], set()).add(p["version"])
+        return len(body["points"]), versions
+
+    async def ingest(self, docs: Sequence[Document], chunks: int, tenant: str = TENANT) -> dict[str, Any]:
+        """Publish ``docs`` and wait until the index stage has handled ``chunks`` more events and the
+        tenant holds every document at its new version; the indexed count over time is kept."""
+        before = await self._indexed()
+        skipped_before = await self.stack.metric("rag_embed_skipped_unchanged_total")
+        started = time.perf_counter()
+        versions = await self.publish_all(tenant, docs)
+        published = time.perf_counter() - started
+        series: list[tuple[float, float]] = []
+        first_indexed: float | None = None
+        while True:
+            self.stack.check_worker()
+            done = await self._indexed() - before
+            now = time.perf_counter() - started
+            series.append((round(now, 3), done))
+            if done and first_indexed is None:
+                first_indexed = now
+            if done >= chunks:
+                break
+            if now > self.timeout_s:
+                raise RuntimeError(f"ingest: {done:.0f} of {chunks} chunks indexed after {now:.0f} s")
+            await asyncio.sleep(0.1)
+        elapsed = now
+        count, stored = await self.stored_versions(tenant)
+        wrong = [d for d, v in versions.items() if stored.get(d) != {v}]
+        if wrong:
+            raise RuntimeError(f"ingest: {len(wrong)} documents not at their new version, e.g. {wrong[:3]}")
+        steady = elapsed - (first_indexed or 0.0)
+        return {
+            "documents": len(docs),
+            "chunks": chunks,
+            "points_stored": count,
+            "seconds": round(elapsed, 2),
+            "publish_s": round(published, 2),
+            "chunks_per_s": chunks / elapsed,
+            "first_indexed_s": round(first_indexed or 0.0, 2),
+            "steady_chunks_per_s": chunks / steady if steady > 0 else None,
+            "embed_skipped": await self.stack.metric("rag_embed_skipped_unchanged_total") - skipped_before,
+            "series": series,
+        }
+
+    async def _probe(self, n: int) -> float:
+        """Publish a new one-chunk version of the probe document; seconds until it is searchable
+        (the worker's HTTP API shows the tenant's point at that version)."""
+        text = f"Freshness probe {n}: " + " ".join(self.rng.choice(_WORDS) for _ in range(12)) + "."
+        started = time.perf_counter()
+        version = await self.producer.upsert(PROBE_TENANT, "probe", text)
+        while True:
+            _, stored = await self.stored_versions(PROBE_TENANT)
+            if version in stored.get("probe", set()):
+                return time.perf_counter() - started
+            if time.perf_counter() - started > 120:
+                raise RuntimeError("freshness: a probe was not searchable within 120 s")
+            await asyncio.sleep(POLL_S)
+
+    async def freshness(self, samples: int) -> list[float]:
+        """Probes one at a time, at random phases (not in step with the commit timer)."""
+        out = []
+        for n in range(samples):
+            await asyncio.sleep(self.rng.uniform(0.1, 0.5))
+            out.append(await self._probe(n))
+        return out
+
+    async def freshness_loaded(
+        self, samples: int, docs: Sequence[Document], doc_chunks: Sequence[int], rate: float
+    ) -> dict[str, Any]:
+        """Freshness probes while new documents (all their chunks to embed) arrive at ``rate`` chunks/s."""
+        stop = asyncio.Event()
+        sent = {"docs": 0, "chunks": 0}
+
+        async def load() -> None:
+            started, due, n = time.perf_counter(), 0.0, 0
+            while not stop.is_set():
+                doc, count = docs[n % len(docs)], doc_chunks[n % len(docs)]
+                wait = started + due - time.perf_counter()
+                if wait > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), wait)
+                        return
+                    except asyncio.TimeoutError:
+                        pass
+                await self.producer.upsert(LOAD_TENANT, f"r{n // len(docs)}/{doc.doc_id}", doc.text)
+                sent["docs"] += 1
+                sent["chunks"] += count
+                due += count / rate
+                n += 1
+
+        before = await self._indexed()
+        loader = asyncio.create_task(load())
+        await asyncio.sleep(3.0)  # let the load settle in
+        started = time.perf_counter()
+        probes = await self.freshness(samples)
+        duration = time.perf_counter() - started + 3.0
+        stop.set()
+        await loader
+        handled = await self._indexed() - before
+        return {
+            "latencies": probes,
+            "rate_chunks_per_s": round(rate, 2),
+            "offered_chunks": sent["chunks"],
+            "indexed_during_s": round(duration, 1),
+            "index_events": handled,
+        }
+
+    async def queries(self, questions: Sequence[str]) -> dict[str, Any]:
+        """Each question through the HTTP API twice: cold (a cache miss), then cached."""
+        cold: list[float] = []
+        cached: list[float] = []
+        hits = 0
+        for rounds, samples in ((1, cold), (2, cached)):
+            for q in questions:
+                started = time.perf_counter()
+                status, body = await self.stack.api("POST", f"/v1/tenants/{TENANT}/search", {"query": q, "k": 5})
+                samples.append(time.perf_counter() - started)
+                if status != 200 or not body.get("results"):
+                    raise RuntimeError(f"query: {status} {str(body)[:200]}")
+                hits += rounds == 2 and bool(body.get("cached"))
+        return {
+            "questions": len(questions),
+            "cold": percentiles(cold, 1000, "ms"),
+            "cached": percentiles(cached, 1000, "ms"),
+            "cache_hits": hits,
+            "cache": "redis" if self.stack.redis is not None else "none (redis-server not installed)",
+        }
+
+
+_WORDS = [
+    "kafka",
+    "stream",
+    "partition",
+    "offset",
+    "transaction",
+    "vector",
+    "index",
+    "qdrant",
+    "chunk",
+    "token",
+    "embedding",
+    "model",
+    "tenant",
+    "version",
+    "replay",
+    "compaction",
+    "latency",
+    "throughput",
+    "batch",
+    "window",
+    "commit",
+    "consumer",
+    "producer",
+    "search",
+    "cache",
+    "breaker",
+    "shard",
+    "segment",
+    "payload",
+    "filter",
+    "alias",
+    "recall",
+]
