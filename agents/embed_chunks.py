@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from typing import Any
@@ -24,7 +23,11 @@ STAGE = "embed"
 
 
 async def _embed(embedder: Embedder, texts: list[str]) -> list[bytes]:
-    array = await retry_transient(asyncio.to_thread, embedder.embed, texts, what="embed")
+    started = time.perf_counter()
+    try:
+        array = await retry_transient(services.run_model, embedder.embed, texts, what="embed")
+    finally:
+        metrics.embed_model_seconds_total.inc(time.perf_counter() - started)
     return [to_bytes(row) for row in array]
 
 

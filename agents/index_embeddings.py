@@ -162,4 +162,6 @@ def _record(batch: list[tuple[Any, EmbeddingUpsert, list[float]]], plan: Any, fa
             if item.op != DELETE:
                 chunk_slots[slot_key(item)] = plan.slots[slot_key(item)]
         if item.produced_at:
-            metrics.pipeline_latency_seconds.labels(STAGE).observe(max(0.0, now - item.produced_at / 1000))
+            latency = max(0.0, now - item.produced_at / 1000)
+            metrics.pipeline_latency_seconds.labels(STAGE).observe(latency)
+            metrics.freshness_seconds.observe(latency)

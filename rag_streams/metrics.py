@@ -17,6 +17,13 @@ pipeline_latency_seconds = Histogram(
     buckets=_LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+freshness_seconds = Histogram(
+    "rag_freshness_seconds",
+    "Produce -> searchable: from the raw message's produce time until the index stage's store write"
+    " for it was acknowledged (end to end; alerted on its p99).",
+    buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 120),
+    registry=REGISTRY,
+)
 vectorstore_query_time_seconds = Histogram(
     "rag_vectorstore_query_time_seconds",
     "Vector store search latency.",
@@ -57,6 +64,11 @@ embed_batch_size = Histogram(
     "rag_embed_batch_size",
     "Chunks per model call.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+    registry=REGISTRY,
+)
+embed_model_seconds_total = Counter(
+    "rag_embed_model_seconds_total",
+    "Seconds the embed stage's model spent encoding (its rate is the model's busy fraction).",
     registry=REGISTRY,
 )
 embed_skipped_unchanged_total = Counter(

@@ -30,7 +30,7 @@ class Document:
 
 
 def installed_descriptions() -> list[Document]:
-    """Every installed distribution's long description of at least MIN_CHARS, by name."""
+    """Every installed distribution's long description of at least MIN_CHARS, by doc_id."""
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
         meta: Any = dist.metadata  # an email.message.Message
@@ -41,7 +41,11 @@ def installed_descriptions() -> list[Document]:
         text = body.strip() if isinstance(body, str) else ""
         if len(text) >= MIN_CHARS:
             seen[name] = text[:MAX_CHARS]
-    return [Document(_DOC_ID.sub("-", name) + ".md", text) for name, text in sorted(seen.items())]
+    return sorted((Document(_DOC_ID.sub("-", name) + ".md", text) for name, text in seen.items()), key=_by_id)
+
+
+def _by_id(doc: Document) -> str:
+    return doc.doc_id
 
 
 def corpus_from_dir(folder: Path) -> list[Document]:

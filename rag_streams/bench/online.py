@@ -53,6 +53,7 @@ class Online:
         tenant holds every document at its new version; the indexed count over time is kept."""
         before = await self._indexed()
         skipped_before = await self.stack.metric("rag_embed_skipped_unchanged_total")
+        model_before = await self.stack.metric("rag_embed_model_seconds_total")
         started = time.perf_counter()
         versions = await self.publish_all(tenant, docs)
         published = time.perf_counter() - started
@@ -69,8 +70,9 @@ class Online:
                 break
             if now > self.timeout_s:
                 raise RuntimeError(f"ingest: {done:.0f} of {chunks} chunks indexed after {now:.0f} s")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.25)  # /metrics costs the worker CPU: not too often
         elapsed = now
+        model_s = await self.stack.metric("rag_embed_model_seconds_total") - model_before
         count, stored = await self.stored_versions(tenant)
         wrong = [d for d, v in versions.items() if stored.get(d) != {v}]
         if wrong:
@@ -85,6 +87,8 @@ class Online:
             "chunks_per_s": chunks / elapsed,
             "first_indexed_s": round(first_indexed or 0.0, 2),
             "steady_chunks_per_s": chunks / steady if steady > 0 else None,
+            "model_busy_s": round(model_s, 2),
+            "model_busy_fraction": round(model_s / elapsed, 3),
             "embed_skipped": await self.stack.metric("rag_embed_skipped_unchanged_total") - skipped_before,
             "series": series,
         }

@@ -10,7 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "peak_rss_mb", "percentiles", "versions"]
+__all__ = ["machine", "memory_mb", "percentiles", "versions"]
 
 PACKAGES = (
     "rag-streams",
@@ -42,15 +42,19 @@ def percentiles(samples: Sequence[float], scale: float = 1.0, unit: str = "s") -
     }
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    """A live process's peak resident set size (Linux VmHWM), in MiB; None where unknown."""
+def memory_mb(pid: int) -> dict[str, float]:
+    """A live process's memory from /proc (Linux), in MiB: peak_rss (VmHWM), rss, and rss's
+    anonymous and file-backed parts (shared libraries count in rss, and so in its peak)."""
+    keys = {"VmHWM:": "peak_rss", "VmRSS:": "rss", "RssAnon:": "rss_anon", "RssFile:": "rss_file"}
+    out: dict[str, float] = {}
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
+            name = line.split(maxsplit=1)[0] if line else ""
+            if name in keys:
+                out[keys[name]] = round(int(line.split()[1]) / 1024, 1)
     except OSError:
-        return None
-    return None
+        pass
+    return out
 
 
 def _cpu_model() -> str:

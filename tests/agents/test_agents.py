@@ -78,6 +78,7 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
     doc = RawDocument("acme", "a.md", 3, text=TEXT)
     chunks = chunk_document(doc, fakes["embedder"], size=20, overlap=4)
     delete = chunk_document(RawDocument("acme", "b.md", 9, op=DELETE), fakes["embedder"], size=20, overlap=4)[0]
+    model_s = metrics.embed_model_seconds_total._value.get()
     async with embed_chunks.test_context() as agent:
         for c in [*chunks, delete]:
             await agent.put(CHUNK.encode(c), key=c.key.encode())
@@ -92,6 +93,14 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
     assert out[-1].vector == b""
     assert sum(fakes["embedder"].calls) == len(chunks) and len(fakes["embedder"].calls) < len(chunks)
     assert [DEADLETTER.decode(m["value"]).stage for m in sent.on(names.deadletter)] == ["embed"]
+    assert metrics.embed_model_seconds_total._value.get() > model_s  # the model's busy time is exported
+
+
+def test_the_app_commits_at_the_configured_interval() -> None:
+    """Faust's own default (2.8 s) held every transactional hop that long: RAG_COMMIT_INTERVAL_S reaches it."""
+    from rag_streams.app import app, settings
+
+    assert app.conf.broker_commit_interval == settings.commit_interval_s == 0.1
 
 
 class PoisonedEmbedder(HashingEmbedder):

@@ -467,6 +467,13 @@ def test_alerts_cover_operations() -> None:
     assert re.search(r'rag_pipeline_latency_seconds_bucket\{[^}]*stage="index"', exprs), "no freshness alert"
 
 
+def test_freshness_p99_alert_fires_above_the_loaded_target() -> None:
+    rules = [r for r in alert_rules() if "rag_freshness_seconds" in metric_names(r["expr"])]
+    assert any("histogram_quantile(0.99" in r["expr"] and threshold(r["expr"]) == 2 for r in rules), (
+        "no alert on the p99 of produce -> searchable (rag_freshness_seconds) above 2 s"
+    )
+
+
 # --------------------------------------------------------------------------- Grafana
 def test_dashboard_structure() -> None:
     dash = json.loads(DASHBOARD.read_text())

@@ -21,7 +21,9 @@ def test_defaults_load_from_an_empty_environment() -> None:
     assert s.topic_prefix == "rag"
     assert s.processing_guarantee == "exactly_once"
     assert s.qdrant_url is None
-    assert s.embed_batch == 64
+    assert s.embed_batch == 16
+    assert s.commit_interval_s == 0.1  # Faust's default (2.8 s) made each transactional hop seconds long
+    assert s.embed_window_s == 0.02
     assert s.chunk_overlap < s.chunk_tokens
     assert s.log_format == "console"
     assert s.api_key_tenants() == {}
@@ -49,6 +51,8 @@ def test_values_are_converted_to_field_types() -> None:
     [
         ({"RAG_EMBED_BATCH": "many"}, "RAG_EMBED_BATCH"),
         ({"RAG_EMBED_BATCH": "0"}, "RAG_EMBED_BATCH"),
+        ({"RAG_COMMIT_INTERVAL_S": "0"}, "RAG_COMMIT_INTERVAL_S"),
+        ({"RAG_COMMIT_INTERVAL_S": "soon"}, "RAG_COMMIT_INTERVAL_S"),
         ({"RAG_PROCESSING_GUARANTEE": "maybe"}, "RAG_PROCESSING_GUARANTEE"),
         ({"RAG_CHUNK_TOKENS": "100", "RAG_CHUNK_OVERLAP": "100"}, "RAG_CHUNK_OVERLAP"),
         ({"RAG_CHUNK_TOKENS": "100", "RAG_CHUNK_OVERLAP": "150"}, "RAG_CHUNK_OVERLAP"),
@@ -90,7 +94,9 @@ def test_settings_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.embed_batch = 1  # type: ignore[misc]
     assert s.replace(embed_batch=1).embed_batch == 1
-    assert s.embed_batch == 64
+    assert s.embed_batch == 16
+    assert s.commit_interval_s == 0.1  # Faust's default (2.8 s) made each transactional hop seconds long
+    assert s.embed_window_s == 0.02
 
 
 def test_replace_validates_too() -> None:
