@@ -22,9 +22,9 @@ def test_quick_bench_measures_every_figure_and_writes_json_and_plots(tmp_path: P
     corpus = Path(str(resources.files("rag_streams") / "sample_corpus"))
     out, plots = tmp_path / "bench.json", tmp_path / "plots"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_") or k == "RAG_KAFKA_HOME"}
+    args = ["bench", "--quick", "--corpus", str(corpus), "--json", str(out), "--plot", str(plots)]
     proc = subprocess.run(
-        [sys.executable, "-m", "rag_streams.cli", "bench", "--quick", "--corpus", str(corpus)]
-        + ["--json", str(out), "--plot", str(plots)],
+        [sys.executable, "-m", "rag_streams.cli", *args],
         env=env,
         cwd=tmp_path,
         capture_output=True,
