@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure the pipeline against the model's ceiling: throughput, freshness, re-ingest, queries, memory",
     )
-    b.add_argument("--quick", action="store_true", help="a few minutes: ~300 chunks, 10 freshness samples, 10k points")
+    b.add_argument("--quick", action="store_true", help="a few minutes: ~500 chunks, 10 freshness samples, 10k points")
     b.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="DIR", help="draw PNG plots into DIR (matplotlib)")
     b.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="text files to use instead of the default")

@@ -80,10 +80,10 @@ class Settings:
     embed_device: str = _env("RAG_EMBED_DEVICE", "torch device for the model: cpu, cuda, cuda:0, mps", default="cpu")
     embed_batch: int = _env(
         "RAG_EMBED_BATCH",
-        "chunks per model batch (stream.take size). On CPU 16 encodes as fast as 64 (padding grows with"
-        " the batch), peaks ~400 MB lower and bounds how long a fresh update waits behind a batch in"
-        " progress; on a GPU raise it (64-256)",
-        default=16,
+        "chunks per model batch (stream.take size). On a 2-core CPU, 8 encodes as fast as 64, peaks"
+        " ~450 MB lower and bounds how long a fresh update waits behind a batch in progress (about"
+        " 0.3 s); on a GPU raise it (64-256)",
+        default=8,
     )
     embed_window_s: float = _env(
         "RAG_EMBED_WINDOW_S",

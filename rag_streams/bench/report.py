@@ -34,6 +34,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("naive loop (no Kafka)", "naive.chunks_per_s", "chunks/s"),
     ("pipeline first ingest", "pipeline.chunks_per_s", "chunks/s"),
     ("pipeline / ceiling", "pipeline.ratio_to_ceiling", "x"),
+    ("  steady (after the first result)", "pipeline.steady_ratio_to_ceiling", "x"),
+    ("  model busy during the ingest", "pipeline.model_busy_fraction", "x"),
     ("freshness idle p50", "freshness.idle.p50_s", "s"),
     ("freshness idle p95", "freshness.idle.p95_s", "s"),
     ("freshness idle p99", "freshness.idle.p99_s", "s"),

@@ -61,8 +61,8 @@ class Stack:
         self.redis = RedisServer(free_port(), workdir / "redis") if shutil.which("redis-server") else None
         self.port = free_port()
         run = uuid.uuid4().hex[:8]
-        self.env = {
-            **os.environ,
+        self.env = os.environ.copy()  # the worker inherits the caller's settings, but not its pipeline
+        self.env |= {
             "RAG_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "RAG_REDIS_URL": self.redis.url if self.redis else "",
             "RAG_TOPIC_PREFIX": f"bench{run}",
