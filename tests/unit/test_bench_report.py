@@ -1,5 +1,5 @@
 """`rag-streams bench`: its corpus, statistics, report and plots (the measuring run itself is an
-integration test: tests/integration/test_bench.py)."""
+integration test: tests/integration/test_bench_run.py)."""
 
 from __future__ import annotations
 
