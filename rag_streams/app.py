@@ -22,6 +22,7 @@ from rag_streams.faust_compat import (
     install_stage_transactional_ids,
 )
 from rag_streams.faust_fetch import install_fetch_generation_guard
+from rag_streams.faust_livelock import install_livelock_check_guard
 from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch, watch_recovery_end
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
@@ -39,6 +40,7 @@ install_recovery_end_watch()  # ... and stops at the last committed record, not 
 install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
 install_concurrent_transaction_commits()  # a commit ends its transactions at once, not in turn
 install_committed_offsets_forgotten()  # no partition skips a commit over a stale gap (see faust_commits)
+install_livelock_check_guard()  # the 0.25 s livelock check must not crash on a partition being reset
 install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
 names = TopicNames.for_prefix(settings.topic_prefix)
 
