@@ -145,6 +145,10 @@ class _Reindex:
                     await asyncio.sleep(MODEL_CACHE_S)  # embed stages still on the old model's lookup
                 # the index stage wrote to the old collection until the flip: all of it is before these ends
                 await self._consume_until(await consumer.end_offsets(parts))
+                # Since the flip the live index stage writes to the new collection too, and a delete it
+                # applied there before the tail wrote that document's older version left nothing for the
+                # version guard to refuse: the tail resurrected it. Every delete since is applied again.
+                await self._consume_until(await consumer.end_offsets(parts), deletes_only=True)
                 await self._answers_stale()  # the tail's writes
         finally:
             await consumer.stop()
@@ -157,7 +161,7 @@ class _Reindex:
     async def _positions(self) -> dict[TopicPartition, int]:
         return {tp: await self.consumer.position(tp) for tp in self.parts}
 
-    async def _consume_until(self, ends: dict[TopicPartition, int]) -> None:
+    async def _consume_until(self, ends: dict[TopicPartition, int], *, deletes_only: bool = False) -> None:
         self.bar.total = (self.bar.n or 0) + sum(max(0, ends[tp] - self.positions[tp]) for tp in self.parts)
         self.bar.refresh()
         while not caught_up(self.positions, ends):
@@ -166,7 +170,7 @@ class _Reindex:
                 ((r.key, r.value, r.headers) for records in batch.values() for r in records), self.tenant
             )
             self.bad += bad
-            await self._apply(actions)
+            await self._apply([a for a in actions if a.doc is None] if deletes_only else actions)
             await self.consumer.commit()  # resumable: a restart continues from here
             before, self.positions = self.positions, await self._positions()
             self.bar.update(sum(self.positions[tp] - before[tp] for tp in self.parts))
