@@ -13,7 +13,7 @@ import faust
 
 from rag_streams.diagnostics import log_stall_view
 from rag_streams.faust_commit_gate import install_commit_gate
-from rag_streams.faust_commits import install_committed_offsets_forgotten, install_concurrent_transaction_commits
+from rag_streams.faust_commits import install_committed_offsets_forgotten
 from rag_streams.faust_compat import (
     install_buffer_drain_before_commit,
     install_commit_on_revoke,
@@ -38,7 +38,6 @@ install_stage_transactional_ids()  # one transactional id per stage and partitio
 install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
 install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
 install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
-install_concurrent_transaction_commits()  # a commit ends its transactions at once, not in turn
 install_committed_offsets_forgotten()  # no partition skips a commit over a stale gap (see faust_commits)
 install_livelock_check_guard()  # the 0.25 s livelock check must not crash on a partition being reset
 install_commit_gate()  # no commit between an event's outputs and its table rows (install last)

@@ -1,4 +1,4 @@
-"""Work-around 16: Faust's livelock detector skips a partition whose fetch position is not known yet.
+"""Work-around 15: Faust's livelock detector skips a partition whose fetch position is not known yet.
 
 Not reported upstream. ``Consumer._commit_livelock_detector`` runs every 2.5 commit intervals
 and reads each assigned partition's ``TopicPartitionState.position`` in

@@ -1,4 +1,4 @@
-"""Work-around 16: Faust's livelock detector must not crash on a partition aiokafka is still resetting.
+"""Work-around 15: Faust's livelock detector must not crash on a partition aiokafka is still resetting.
 
 Runs Faust's own ``AIOKafkaConsumerThread.verify_event_path`` (as shipped, and patched) on a real
 aiokafka ``SubscriptionState`` whose partition was just assigned (no fetch position yet).
@@ -49,7 +49,7 @@ async def test_aiokafka_asserts_on_the_position_of_a_partition_awaiting_reset() 
 
 
 async def test_faust_alone_crashes_verifying_a_partition_awaiting_reset() -> None:
-    """If this fails, Faust checks the position itself: work-around 16: Faust no longer shows this;
+    """If this fails, Faust checks the position itself: work-around 15: Faust no longer shows this;
     remove or re-verify it."""
     install_livelock_check_guard()
     with pytest.raises(AssertionError):
