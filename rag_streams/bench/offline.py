@@ -15,7 +15,8 @@ from rag_streams.bench.corpus import Document
 from rag_streams.bench.stats import percentiles
 from rag_streams.chunking import chunk_document
 from rag_streams.embedding import SentenceTransformerEmbedder
-from rag_streams.records import Chunk, RawDocument
+from rag_streams.indexing import payload
+from rag_streams.records import Chunk, EmbeddingUpsert, RawDocument
 from rag_streams.settings import Settings
 from rag_streams.vectorstore import Point, QdrantVectorStore, VectorStore
 
@@ -80,17 +81,8 @@ async def naive_loop(
 
 
 def _payload(c: Chunk, model: str) -> dict[str, Any]:
-    return {
-        "tenant_id": c.tenant_id,
-        "doc_id": c.doc_id,
-        "chunk_index": c.chunk_index,
-        "chunk_count": c.chunk_count,
-        "version": c.version,
-        "text": c.text,
-        "content_hash": c.content_hash,
-        "model": model,
-        "metadata": c.metadata,
-    }
+    """The payload the index stage writes (one builder: ``indexing.payload``)."""
+    return payload(EmbeddingUpsert.of(c, b"", model, 0))
 
 
 async def _timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
