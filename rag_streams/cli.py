@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("demo", help="start Kafka and a worker, ingest the sample corpus, answer a question")
+    sub.add_parser(
+        "migrate-store",
+        help="copy the old embedded store (qdrant-client local mode) into the Qdrant Edge store, vectors included",
+    )
 
     b = sub.add_parser(
         "bench",
@@ -146,6 +150,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return asyncio.run(reindex(settings, args.tenant, args.model, args.api_key))
     if args.command == "lag":
         return asyncio.run(commands.lag(settings, args.interval, args.drain_target, args.json))
+    if args.command == "migrate-store":
+        from rag_streams.stores import migrate_local_store
+
+        migrate_local_store(settings)
+        return 0
     if args.command == "demo":
         from rag_streams.demo import run_demo
 
@@ -184,6 +193,14 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
         importlib.import_module("rag_streams.api_admin")
     # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
     services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
+    if services.owns_store and not (settings.qdrant_url or settings.vector_store):
+        from rag_streams.stores import legacy_local_store
+
+        if (legacy := legacy_local_store(settings)) is not None:
+            raise CliError(
+                f"{legacy} holds collections in the old embedded format (qdrant-client local mode); "
+                "run `rag-streams migrate-store` once to copy them into the Qdrant Edge store"
+            )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_format, settings.log_level)
     # Faust's consumer reads app.in_transaction once, when it is created; the Worker only sets

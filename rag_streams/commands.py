@@ -12,7 +12,7 @@ import orjson
 from tqdm import tqdm
 
 from rag_streams.admin import create_topics
-from rag_streams.errors import CliError
+from rag_streams.errors import BadInput, CliError
 from rag_streams.kafka_local import LocalKafka
 from rag_streams.producer import DocumentProducer
 from rag_streams.records import TENANT_RE
@@ -72,7 +72,7 @@ async def publish(settings: Settings, tenant: str, paths: list[Path], version: i
             try:
                 text = path.read_bytes().decode("utf-8")
                 await producer.upsert(tenant, doc_id, text, version, source=str(path), metadata={"path": doc_id})
-            except (UnicodeDecodeError, ValueError) as exc:
+            except (UnicodeDecodeError, ValueError, BadInput) as exc:  # BadInput: the doc_id rule, a size
                 failures += 1
                 tqdm.write(f"rag-streams: skipped {path}: {exc}", file=sys.stderr)
     print(f"published {len(files) - failures} document(s) for tenant {tenant}")
@@ -103,7 +103,7 @@ async def api_call(
         try:
             return resp.status, orjson.loads(raw)
         except orjson.JSONDecodeError:
-            return resp.status, {"error": raw.decode(errors="replace")[:200]}
+            return resp.status, {"detail": raw.decode(errors="replace")[:200]}
 
 
 async def search(settings: Settings, tenant: str, question: str, k: int, as_json: bool, api_key: str | None) -> int:
@@ -114,7 +114,7 @@ async def search(settings: Settings, tenant: str, question: str, k: int, as_json
     except aiohttp.ClientConnectionError as exc:
         raise CliError(f"cannot reach the query API at {settings.query_api_url} (is a worker running?): {exc}") from exc
     if status != 200:
-        raise CliError(f"search failed ({status}): {body.get('error', body)}")
+        raise CliError(f"search failed ({status}): {body.get('detail', body)}")
     if as_json:
         print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode())
         return 0
@@ -129,7 +129,7 @@ async def search(settings: Settings, tenant: str, question: str, k: int, as_json
 async def _tenant_points(settings: Settings, tenant: str, api_key: str | None) -> list[dict[str, Any]]:
     """Every point of the tenant: from Qdrant itself, else through the index worker that holds the
     embedded store, else from the embedded store on disk when no worker has it open."""
-    from rag_streams.vectorstore import QdrantVectorStore
+    from rag_streams.stores import open_store
 
     if settings.qdrant_url is None:
         try:
@@ -138,15 +138,9 @@ async def _tenant_points(settings: Settings, tenant: str, api_key: str | None) -
             pass  # no worker running: the embedded store is free to open
         else:
             if status != 200:
-                raise CliError(f"reading the points failed ({status}): {body.get('error', body)}")
+                raise CliError(f"reading the points failed ({status}): {body.get('detail', body)}")
             return list(body["points"])
-        settings.qdrant_location.mkdir(parents=True, exist_ok=True)
-    store = QdrantVectorStore.connect(
-        url=settings.qdrant_url,
-        path=str(settings.qdrant_location),
-        api_key=settings.qdrant_api_key,
-        prefix=settings.collection_prefix,
-    )
+    store = open_store(settings)
     try:
         hits = await store.points(tenant) if await store.has_tenant(tenant) else []
     finally:

@@ -55,7 +55,6 @@ async def _open(settings: Settings, tenant: str, api_key: str | None) -> tuple[C
             await remote.close()
             if not isinstance(exc.__cause__, aiohttp.ClientConnectionError):
                 raise
-        settings.qdrant_location.mkdir(parents=True, exist_ok=True)
     return services.store(), "Qdrant"
 
 

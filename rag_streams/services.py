@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import time
 from collections.abc import Callable
@@ -16,7 +15,8 @@ from rag_streams.embedding import Embedder, SentenceTransformerEmbedder
 from rag_streams.errors import RagError, is_transient, retry_transient
 from rag_streams.ratelimit import UpsertLimiter
 from rag_streams.settings import Settings, SettingsError
-from rag_streams.vectorstore import Collection, QdrantVectorStore, VectorStore
+from rag_streams.stores import open_store
+from rag_streams.vectorstore import Collection, VectorStore
 
 __all__ = ["MODEL_CACHE_S", "Services"]
 T = TypeVar("T")
@@ -131,13 +131,6 @@ class Services:
             await remote.close()
 
     def store(self) -> VectorStore:
-        if self._store is None and self.settings.vector_store is not None:
-            module, _, name = self.settings.vector_store.partition(":")
-            self._store = getattr(importlib.import_module(module), name)(self.settings)
         if self._store is None:
-            s = self.settings
-            s.qdrant_location.mkdir(parents=True, exist_ok=True)
-            self._store = QdrantVectorStore.connect(
-                url=s.qdrant_url, path=str(s.qdrant_location), api_key=s.qdrant_api_key, prefix=s.collection_prefix
-            )
+            self._store = open_store(self.settings)
         return self._store

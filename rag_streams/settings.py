@@ -60,10 +60,15 @@ class Settings:
         default="rocksdict://",
     )
     qdrant_url: str | None = _env(
-        "RAG_QDRANT_URL", "Qdrant server URL; unset = embedded local mode at RAG_QDRANT_PATH", default=None
+        "RAG_QDRANT_URL", "Qdrant server URL; unset = the embedded Qdrant Edge store at RAG_QDRANT_PATH", default=None
     )
     qdrant_path: Path | None = _env(
-        "RAG_QDRANT_PATH", "embedded Qdrant directory (default {RAG_DATA_DIR}/qdrant)", default=None
+        "RAG_QDRANT_PATH", "embedded Qdrant Edge directory (default {RAG_DATA_DIR}/qdrant-edge)", default=None
+    )
+    edge_index_threshold: int = _env(
+        "RAG_EDGE_INDEX_THRESHOLD",
+        "embedded store: points written to a collection before its HNSW index is rebuilt (in a child process)",
+        default=20_000,
     )
     qdrant_api_key: str | None = _env("RAG_QDRANT_API_KEY", "API key of the Qdrant server", default=None)
     vector_store: str | None = _env(
@@ -167,6 +172,20 @@ class Settings:
         " rag_drain_time_seconds; exported by the group leader); 0 = off",
         default=15.0,
     )
+    avro_fingerprint: str = _env(
+        "RAG_AVRO_FINGERPRINT",
+        "byte order of the schema fingerprint this process writes in each message's Avro single-object"
+        " header: standard (little-endian, as the Avro specification and Apache Avro's libraries write) or"
+        " legacy (reversed, as rag-streams wrote before; only while older workers still run during a rolling"
+        " upgrade, see docs/wire-format.md). Both orders are always read",
+        default="standard",
+    )
+    schema_registry_url: str | None = _env(
+        "RAG_SCHEMA_REGISTRY_URL",
+        "Confluent-compatible Schema Registry base URL (GET {url}/schemas/ids/{id}); when set, the raw topic"
+        " also accepts the Confluent wire format (00 + 4-byte schema id + Avro body); unset = refused",
+        default=None,
+    )
     kafka_home: Path = _env(
         "RAG_KAFKA_HOME",
         "where `rag-streams kafka` caches jars and keeps broker data",
@@ -182,7 +201,7 @@ class Settings:
     # Derived values -------------------------------------------------------
     @property
     def qdrant_location(self) -> Path:
-        return self.qdrant_path or self.data_dir / "qdrant"
+        return self.qdrant_path or self.data_dir / "qdrant-edge"
 
     @property
     def faust_store(self) -> str:
@@ -229,8 +248,10 @@ _CHOICES = {
     "log_format": {"json", "console"},
     "log_level": {"debug", "info", "warning", "error"},
     "table_store": {"rocksdict://", "rocksdb://", "memory://"},
+    "avro_fingerprint": {"standard", "legacy"},
 }
 _POSITIVE = {
+    "edge_index_threshold",
     "topic_partitions",
     "topic_replication",
     "raw_retention_ms",
@@ -284,6 +305,8 @@ def _validate(s: Settings) -> None:
             raise _fail("kafka_bootstrap", f"expected host:port[,host:port], got {s.kafka_bootstrap!r}")
     if s.qdrant_url is not None and not s.qdrant_url.startswith(("http://", "https://")):
         raise _fail("qdrant_url", f"must start with http:// or https://, got {s.qdrant_url!r}")
+    if s.schema_registry_url is not None and not s.schema_registry_url.startswith(("http://", "https://")):
+        raise _fail("schema_registry_url", f"must start with http:// or https://, got {s.schema_registry_url!r}")
 
 
 def _convert(attr: str, typ: Any, raw: str) -> Any:

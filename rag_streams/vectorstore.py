@@ -10,7 +10,7 @@ are managed by the base class, in ``qdrant_collections.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,7 +18,7 @@ from qdrant_client import QdrantClient, models
 
 from rag_streams.qdrant_collections import Collection, QdrantCollections
 
-__all__ = ["Collection", "Hit", "Point", "QdrantVectorStore", "VectorStore"]
+__all__ = ["Collection", "Hit", "Point", "QdrantVectorStore", "VectorStore", "complete_versions"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +78,18 @@ def _version_range(*, lt: int | None = None, lte: int | None = None) -> models.F
     return models.FieldCondition(key="version", range=models.Range(lt=lt, lte=lte))
 
 
-def _complete(points: list[tuple[int, int]]) -> bool:
-    """One version, as many points as its chunk count."""
-    return len(set(points)) == 1 and len(points) == points[0][1]
+def complete_versions(payloads: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """doc_id -> version, for documents whose points are one version, as many as its chunk count
+    (read-your-writes: a document with no point, or in the middle of a replacement, is left out)."""
+    stored: dict[str, list[tuple[int, int]]] = {}  # doc_id -> (version, chunk_count) per point
+    for body in payloads:
+        point = (int(body.get("version", 0)), int(body.get("chunk_count", 0)))
+        stored.setdefault(str(body.get("doc_id")), []).append(point)
+    return {
+        doc_id: points[0][0]
+        for doc_id, points in stored.items()
+        if len(set(points)) == 1 and len(points) == points[0][1]
+    }
 
 
 class QdrantVectorStore(QdrantCollections):
@@ -130,7 +139,7 @@ class QdrantVectorStore(QdrantCollections):
                 str(p.id): (p.payload or {}).get("content_hash")
                 for p in self._client.retrieve(alias, ids, with_payload=["content_hash"], with_vectors=False)
             }
-            missing = [pid for pid, body in updates if stored.get(pid) != body.get("content_hash")]
+            missing = [pid for pid, body in updates if pid not in stored or stored[pid] != body.get("content_hash")]
             ops: list[Any] = [
                 models.SetPayloadOperation(
                     set_payload=models.SetPayload(
@@ -201,11 +210,8 @@ class QdrantVectorStore(QdrantCollections):
         flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
 
         def run() -> dict[str, int]:
-            stored: dict[str, list[tuple[int, int]]] = {}  # doc_id -> (version, chunk_count) per point
-            for _, body in self._scroll_all(self.alias(tenant), flt, ["doc_id", "version", "chunk_count"]):
-                point = (int(body.get("version", 0)), int(body.get("chunk_count", 0)))
-                stored.setdefault(str(body.get("doc_id")), []).append(point)
-            return {doc_id: points[0][0] for doc_id, points in stored.items() if _complete(points)}
+            rows = self._scroll_all(self.alias(tenant), flt, ["doc_id", "version", "chunk_count"])
+            return complete_versions(body for _, body in rows)
 
         return await self._run(run)
 

@@ -6,9 +6,10 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from qdrant_client import models
+from qdrant_edge import UpdateOperation
 
-from rag_streams.vectorstore import QdrantVectorStore
+from rag_streams.edge_store import EdgeVectorStore
+from rag_streams.vectorstore import Point
 
 pytestmark = pytest.mark.integration
 
@@ -50,22 +51,15 @@ async def test_unchanged_reingest_skips_the_model_and_verify_repairs_drift(pipel
 
     # 2. Damage the collection behind the pipeline's back (worker stopped: it holds the store).
     pipeline.worker.stop()
-    store = QdrantVectorStore.connect(
-        url=None, path=str(pipeline.settings.qdrant_location), prefix=pipeline.settings.collection_prefix
-    )
+    store = EdgeVectorStore.open(pipeline.settings.qdrant_location, prefix=pipeline.settings.collection_prefix)
     points = await store.points("acme")
     lost, aged = points[0], points[1]
-    client = store._client
-    alias = store.alias("acme")
-    await store._run(lambda: client.delete(alias, points_selector=models.PointIdsList(points=[lost.id])))
-    await store._run(lambda: client.set_payload(alias, payload={"version": 1}, points=[aged.id]))
+    current = await store.current_collection("acme")
+    assert current is not None
+    await store._run(lambda: store._apply(current.name, UpdateOperation.delete_points([lost.id])))
+    await store._run(lambda: store._apply(current.name, UpdateOperation.set_payload([aged.id], {"version": 1})))
     orphan = {**aged.payload, "doc_id": "gone.md", "version": 5}
-    vec = [0.1] * 384
-    await store._run(
-        lambda: client.upsert(
-            alias, [models.PointStruct(id="00000000-0000-4000-8000-000000000001", vector=vec, payload=orphan)]
-        )
-    )
+    await store.upsert("acme", [Point("00000000-0000-4000-8000-000000000001", [0.1] * 384, orphan)], version=5)
     await store.close()
 
     code, out = await pipeline.verify("acme")  # no worker: verify opens the embedded store itself

@@ -1,21 +1,49 @@
-"""QdrantVectorStore on the real qdrant-client (in memory): aliases, version guard, deletes, isolation."""
+"""The store contract: one suite, every ``VectorStore`` implementation.
+
+- ``edge``: the embedded default, Qdrant Edge shards in a temporary directory;
+- ``memory``: qdrant-client's in-memory mode (the unit-test double);
+- ``server``: a Qdrant server, when ``RAG_TEST_QDRANT_URL`` is set (none can be run on the
+  project's CI machine, so there it is not collected at all rather than skipped).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from rag_streams.edge_store import EdgeVectorStore
 from rag_streams.errors import BadInput
 from rag_streams.ids import point_id
-from rag_streams.vectorstore import Collection, Point, QdrantVectorStore
+from rag_streams.vectorstore import Collection, Point, QdrantVectorStore, VectorStore
 
 DIM = 4
+KINDS = ["edge", "memory", *(["server"] if os.environ.get("RAG_TEST_QDRANT_URL") else [])]
 
 
-@pytest.fixture
-async def store() -> AsyncIterator[QdrantVectorStore]:
-    s = QdrantVectorStore.in_memory()
+def open_store(kind: str, folder: Path, prefix: str = "rag") -> Any:
+    if kind == "edge":
+        return EdgeVectorStore.open(folder / "edge", prefix=prefix)
+    if kind == "memory":
+        return QdrantVectorStore.in_memory(prefix=prefix)
+    # a test server: every collection and alias of the prefix is removed first
+    store = QdrantVectorStore.connect(url=os.environ["RAG_TEST_QDRANT_URL"], path=None, prefix=prefix)
+    client = store._client
+    for a in client.get_aliases().aliases:
+        if a.alias_name.startswith(f"{prefix}_"):
+            client.delete_alias(a.alias_name) if hasattr(client, "delete_alias") else None
+    for c in client.get_collections().collections:
+        if c.name.startswith(f"{prefix}_"):
+            client.delete_collection(c.name)
+    return store
+
+
+@pytest.fixture(params=KINDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[VectorStore]:
+    s = open_store(request.param, tmp_path)
     yield s
     await s.close()
 
@@ -38,34 +66,33 @@ def by_slot(hits: list) -> dict[tuple[str, int], int]:
     return {(h.payload["doc_id"], h.payload["chunk_index"]): h.payload["version"] for h in hits}
 
 
-async def test_ensure_tenant_creates_alias_to_first_generation(store: QdrantVectorStore) -> None:
-    assert await store.ensure_tenant("acme", DIM, "m") == "rag_acme"
-    aliases = {a.alias_name: a.collection_name for a in store._client.get_aliases().aliases}
-    assert aliases == {"rag_acme": "rag_acme__v1"}
+async def test_ensure_tenant_creates_alias_to_first_generation(store: Any) -> None:
+    alias = await store.ensure_tenant("acme", DIM, "m")
+    assert alias.endswith("_acme")
+    first = Collection(f"{alias}__v1", 1, "m", DIM, None, aliased=True)
+    assert await store.current_collection("acme") == first
     assert await store.has_tenant("acme")
-    store._known.clear()
-    await store.ensure_tenant("acme", DIM, "m")
-    assert [c.name for c in store._client.get_collections().collections] == ["rag_acme__v1"]
+    assert await store.ensure_tenant("acme", DIM, "other") == alias  # idempotent
+    assert await store.collections("acme") == [first]
 
 
-async def test_collection_prefix_is_used() -> None:
-    s = QdrantVectorStore.in_memory(prefix="docs")
+@pytest.mark.parametrize("kind", ["edge", "memory"])
+async def test_collection_prefix_is_used(kind: str, tmp_path: Path) -> None:
+    s = open_store(kind, tmp_path, prefix="docs")
     try:
         assert await s.ensure_tenant("beta", DIM, "m") == "docs_beta"
-        assert {a.alias_name: a.collection_name for a in s._client.get_aliases().aliases} == {
-            "docs_beta": "docs_beta__v1"
-        }
+        assert [c.name for c in await s.collections("beta")] == ["docs_beta__v1"]
     finally:
         await s.close()
 
 
-async def test_has_tenant_is_false_for_unknown(store: QdrantVectorStore) -> None:
+async def test_has_tenant_is_false_for_unknown(store: Any) -> None:
     assert not await store.has_tenant("nobody")
     await store.ensure_tenant("acme", DIM, "m")
     assert not await store.has_tenant("nobody")
 
 
-async def test_upsert_with_lower_version_keeps_the_stored_point(store: QdrantVectorStore) -> None:
+async def test_upsert_with_lower_version_keeps_the_stored_point(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("a", 0, 5, [1, 0, 0, 0])], version=5)
     await store.upsert("acme", [point("a", 0, 3, [0, 1, 0, 0])], version=3)
@@ -77,7 +104,7 @@ async def test_upsert_with_lower_version_keeps_the_stored_point(store: QdrantVec
     assert best.score == pytest.approx(1.0, abs=1e-5)
 
 
-async def test_upsert_with_higher_version_replaces_the_point(store: QdrantVectorStore) -> None:
+async def test_upsert_with_higher_version_replaces_the_point(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("a", 0, 1, [1, 0, 0, 0])], version=1)
     await store.upsert("acme", [point("a", 0, 2, [0, 1, 0, 0])], version=2)
@@ -88,7 +115,7 @@ async def test_upsert_with_higher_version_replaces_the_point(store: QdrantVector
     assert best.score == pytest.approx(1.0, abs=1e-5)
 
 
-async def test_delete_below_version_removes_only_older_points(store: QdrantVectorStore) -> None:
+async def test_delete_below_version_removes_only_older_points(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("a", i, 1, [1, i, 0, 0]) for i in range(3)], version=1)
     await store.upsert("acme", [point("a", 0, 2, [1, 0, 1, 0])], version=2)
@@ -97,7 +124,7 @@ async def test_delete_below_version_removes_only_older_points(store: QdrantVecto
     assert by_slot(await store.points("acme")) == {("a", 0): 2, ("b", 0): 1}
 
 
-async def test_delete_upto_version_removes_up_to_it(store: QdrantVectorStore) -> None:
+async def test_delete_upto_version_removes_up_to_it(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("a", 0, 3, [1, 0, 0, 0]), point("a", 1, 3, [1, 1, 0, 0])], version=3)
     await store.upsert("acme", [point("a", 2, 9, [1, 1, 1, 0])], version=9)
@@ -108,7 +135,7 @@ async def test_delete_upto_version_removes_up_to_it(store: QdrantVectorStore) ->
     assert by_slot(await store.points("acme")) == {("b", 0): 1}
 
 
-async def test_search_returns_the_nearest_first(store: QdrantVectorStore) -> None:
+async def test_search_returns_the_nearest_first(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert(
         "acme",
@@ -127,7 +154,7 @@ async def test_search_returns_the_nearest_first(store: QdrantVectorStore) -> Non
     assert only.payload["doc_id"] == "east"
 
 
-async def test_tenants_are_isolated(store: QdrantVectorStore) -> None:
+async def test_tenants_are_isolated(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.ensure_tenant("beta", DIM, "m")
     await store.upsert("acme", [point("shared.md", 0, 1, [1, 0, 0, 0], tenant="acme")], version=1)
@@ -147,7 +174,7 @@ async def test_tenants_are_isolated(store: QdrantVectorStore) -> None:
 # --- reindex: generations beside the aliased one, the flip, the drop ---------------------------
 
 
-async def test_create_generation_records_its_model_and_stays_unaliased(store: QdrantVectorStore) -> None:
+async def test_create_generation_records_its_model_and_stays_unaliased(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "old-model")
     created = await store.create_generation("acme", 2, DIM, "new-model", "/models/new")
     assert created == Collection("rag_acme__v2", 2, "new-model", DIM, "/models/new", aliased=False)
@@ -161,7 +188,7 @@ async def test_create_generation_records_its_model_and_stays_unaliased(store: Qd
     assert Collection.from_json(created.to_json()) == created
 
 
-async def test_writes_into_a_generation_do_not_reach_the_alias(store: QdrantVectorStore) -> None:
+async def test_writes_into_a_generation_do_not_reach_the_alias(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("a", 0, 1, [1, 0, 0, 0])], version=1)
     await store.create_generation("acme", 2, DIM, "m")
@@ -175,7 +202,7 @@ async def test_writes_into_a_generation_do_not_reach_the_alias(store: QdrantVect
         await store.delete_doc("acme", "a", collection="rag_acme")
 
 
-async def test_flip_moves_queries_and_live_writes_then_the_old_generation_drops(store: QdrantVectorStore) -> None:
+async def test_flip_moves_queries_and_live_writes_then_the_old_generation_drops(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("old", 0, 1, [1, 0, 0, 0])], version=1)
     await store.create_generation("acme", 2, DIM, "m2", "src")
@@ -183,8 +210,10 @@ async def test_flip_moves_queries_and_live_writes_then_the_old_generation_drops(
     with pytest.raises(BadInput):
         await store.flip_alias("acme", "rag_acme__v3")  # missing: the alias stays where it is
     await store.flip_alias("acme", "rag_acme__v2")
-    aliases = {a.alias_name: a.collection_name for a in store._client.get_aliases().aliases}
-    assert aliases == {"rag_acme": "rag_acme__v2"}
+    assert [(c.name, c.aliased) for c in await store.collections("acme")] == [
+        ("rag_acme__v1", False),
+        ("rag_acme__v2", True),
+    ]
     assert [h.payload["doc_id"] for h in await store.search("acme", [1, 0, 0, 0], 5)] == ["new"]
     assert (await store.current_collection("acme")) == Collection("rag_acme__v2", 2, "m2", DIM, "src", True)
     await store.upsert("acme", [point("live", 0, 1, [0, 1, 0, 0])], version=1)  # the index stage's alias write
@@ -196,7 +225,7 @@ async def test_flip_moves_queries_and_live_writes_then_the_old_generation_drops(
 
 
 async def test_upsert_same_version_rewrites_and_trim_removes_what_only_an_older_version_has(
-    store: QdrantVectorStore,
+    store: Any,
 ) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     # the live stage wrote v2 (one chunk); a replay of v1 (three chunks) arrives after it
@@ -212,7 +241,7 @@ async def test_upsert_same_version_rewrites_and_trim_removes_what_only_an_older_
     assert (best.payload["doc_id"], best.score) == ("a", pytest.approx(1.0, abs=1e-5))
 
 
-async def test_doc_versions_reports_only_documents_stored_in_full(store: QdrantVectorStore) -> None:
+async def test_doc_versions_reports_only_documents_stored_in_full(store: Any) -> None:
     def pt(doc: str, index: int, version: int, count: int) -> Point:
         p = point(doc, index, version, [1.0, float(index), 0.5, 0.0])
         return Point(p.id, p.vector, {**p.payload, "chunk_count": count})
@@ -226,3 +255,73 @@ async def test_doc_versions_reports_only_documents_stored_in_full(store: QdrantV
     assert await store.doc_versions("acme", wanted) == {"whole": 2}
     await store.upsert("acme", [pt("mixed", 1, 2, 2)], version=2)
     assert await store.doc_versions("acme", wanted) == {"whole": 2, "mixed": 2}
+
+
+async def test_reuse_moves_unchanged_points_to_the_new_version_and_reports_the_rest(store: Any) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    v1 = [point("a", i, 1, [1, float(i), 0, 0]) for i in range(3)]
+    await store.upsert("acme", v1, version=1)
+    newer = point("b", 0, 5, [0, 0, 1, 0])
+    await store.upsert("acme", [newer], version=5)
+
+    def moved(p: Point, version: int, **extra: Any) -> tuple[str, dict[str, Any]]:
+        return p.id, {**p.payload, "version": version, "chunk_count": 3, **extra}
+
+    unchanged = [moved(p, 2, content_hash=None) for p in v1[:2]]  # stored without a hash: equal (None)
+    changed = moved(v1[2], 2, content_hash="other")
+    absent = (point_id("acme", "a", 7), {"doc_id": "a", "version": 2, "content_hash": None})
+    stale = moved(newer, 3, content_hash=None)  # the stored point is newer: the guard keeps it
+    missing = await store.reuse("acme", [*unchanged, changed, absent, stale], version=2)
+    assert sorted(missing) == sorted([changed[0], absent[0]])
+    points = {h.payload["doc_id"] + str(h.payload["chunk_index"]): h.payload for h in await store.points("acme")}
+    assert [points[f"a{i}"]["version"] for i in range(3)] == [2, 2, 1]
+    assert points["a0"]["chunk_count"] == 3 and points["a0"]["text"] == "a#0@1"  # the slot's own keys stay
+    assert points["b0"]["version"] == 5
+    (best,) = await store.search("acme", [1, 1, 0, 0], 1)
+    assert (best.payload["doc_id"], best.payload["chunk_index"]) == ("a", 1)  # the vector stayed
+
+
+async def test_edge_store_survives_a_reopen(tmp_path: Path) -> None:
+    s = EdgeVectorStore.open(tmp_path / "edge")
+    await s.ensure_tenant("acme", DIM, "m")
+    await s.upsert("acme", [point("a", 0, 1, [1, 0, 0, 0])], version=1)
+    await s.create_generation("acme", 2, DIM, "m2")
+    await s.flip_alias("acme", "rag_acme__v2")
+    await s.upsert("acme", [point("b", 0, 1, [0, 1, 0, 0])], version=1)
+    await s.close()
+    again = EdgeVectorStore.open(tmp_path / "edge")
+    try:
+        assert [(c.name, c.aliased) for c in await again.collections("acme")] == [
+            ("rag_acme__v1", False),
+            ("rag_acme__v2", True),
+        ]
+        assert by_slot(await again.points("acme")) == {("b", 0): 1}
+        await again.upsert("acme", [point("b", 0, 0, [0, 0, 1, 0])], version=0)  # the guard survives too
+        assert by_slot(await again.points("acme")) == {("b", 0): 1}
+    finally:
+        await again.close()
+
+
+async def test_edge_index_build_runs_beside_writes_and_loses_none(tmp_path: Path) -> None:
+    """The HNSW build runs in a child process on a copy; writes made meanwhile are replayed onto it."""
+    s = EdgeVectorStore.open(tmp_path / "edge", index_threshold=200, segment_index_kb=1)
+    try:
+        await s.ensure_tenant("acme", DIM, "m")
+        await s.upsert("acme", [point(f"d{i}", 0, 1, [1, float(i), 1, 0]) for i in range(250)], version=1)
+        (handle,) = s._open.values()
+        build = handle.build
+        assert build is not None  # the threshold started a build
+        while handle.journal is None and not build.done():  # wait until the copy is taken
+            await __import__("asyncio").sleep(0.01)
+        await s.upsert("acme", [point("late", 0, 1, [0, 0, 0, 1])], version=1)
+        await s.delete_doc("acme", "d0")
+        await build
+        assert handle.folder == "shard-2"  # the built copy is live now
+        assert sorted(p.name for p in (tmp_path / "edge" / "rag_acme__v1").iterdir()) == ["collection.json", "shard-2"]
+        slots = by_slot(await s.points("acme"))
+        assert len(slots) == 250 and ("late", 0) in slots and ("d0", 0) not in slots
+        assert s._open["rag_acme__v1"].shard.info().indexed_vectors_count > 0
+        (best,) = await s.search("acme", [0, 0, 0, 1], 1)
+        assert best.payload["doc_id"] == "late"
+    finally:
+        await s.close()

@@ -1,0 +1,194 @@
+"""``EdgeVectorStore``: the embedded default, Qdrant's own engine in-process (qdrant-edge-py).
+
+Same behaviour as ``QdrantVectorStore`` (the store contract suite runs on both): upserts carry
+Edge's conditional upsert (stored version lower than the new one), deletes and reuse are single
+filtered operations on the ``doc_id`` / ``version`` payload indexes, never one call per point.
+Collections, the alias and background index builds are in ``edge_collections.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qdrant_edge import (
+    FieldCondition,
+    Filter,
+    HasIdCondition,
+    MatchAny,
+    MatchValue,
+    Query,
+    QueryRequest,
+    RangeFloat,
+    ScrollRequest,
+    UpdateOperation,
+)
+from qdrant_edge import (
+    Point as EdgePoint,
+)
+
+from rag_streams.edge_collections import EdgeCollections
+from rag_streams.vectorstore import Hit, Point, complete_versions
+
+__all__ = ["EdgeVectorStore"]
+
+#: payload keys that are the same for every version of a chunk slot whose text is unchanged
+_SLOT_KEYS = {"chunk_index", "text", "content_hash"}
+
+
+def _version(*, lt: int | None = None, lte: int | None = None) -> FieldCondition:
+    return FieldCondition("version", range=RangeFloat(lt=lt, lte=lte))
+
+
+def _of_doc(doc_id: str) -> FieldCondition:
+    return FieldCondition("doc_id", match=MatchValue(doc_id))
+
+
+class EdgeVectorStore(EdgeCollections):
+    """VectorStore on Qdrant Edge shards under one directory."""
+
+    @classmethod
+    def open(
+        cls,
+        root: Path | str,
+        *,
+        prefix: str = "rag",
+        index_threshold: int = 20_000,
+        segment_index_kb: int | None = None,
+    ) -> EdgeVectorStore:
+        return cls(root, prefix=prefix, index_threshold=index_threshold, segment_index_kb=segment_index_kb)
+
+    # --- writes --------------------------------------------------------------
+    async def upsert(
+        self,
+        tenant: str,
+        points: Sequence[Point],
+        *,
+        version: int,
+        same_version: bool = False,
+        collection: str | None = None,
+    ) -> None:
+        """Upsert points of one version; a point already stored with a version >= ``version`` is kept
+        (> ``version`` when ``same_version``: a repair rewrites points of the version it replays)."""
+        if not points:
+            return
+        name = self._resolve(tenant, collection)
+        guard = Filter(must=[_version(lte=version) if same_version else _version(lt=version)])
+        batch = [EdgePoint(p.id, [float(x) for x in p.vector], p.payload) for p in points]
+        await self._run(
+            lambda: self._apply(name, UpdateOperation.upsert_points(batch, condition=guard), points=len(batch))
+        )
+        self._maybe_build_index(name)
+
+    async def reuse(self, tenant: str, updates: Sequence[tuple[str, dict[str, Any]]], *, version: int) -> list[str]:
+        """Give stored points whose text is unchanged the payload of ``version`` (their vector stays).
+
+        Returns the ids not stored with that content hash (those need an embedding). The points of
+        one document share everything but their slot's own keys, so a document costs one filtered
+        ``set_payload``, whatever its chunk count."""
+        if not updates:
+            return []
+        name = self._resolve(tenant, None)
+
+        def run() -> list[str]:
+            shard = self._handle(name).shard
+            records = shard.retrieve([pid for pid, _ in updates], ["content_hash"], False)
+            stored = {str(r.id): (r.payload or {}).get("content_hash") for r in records}
+            missing = [pid for pid, body in updates if pid not in stored or stored[pid] != body.get("content_hash")]
+            groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+            for pid, body in updates:
+                if pid not in missing:
+                    common = {k: v for k, v in body.items() if k not in _SLOT_KEYS}
+                    groups.setdefault(json.dumps(common, sort_keys=True), (common, []))[1].append(pid)
+            for common, ids in groups.values():
+                only = Filter(must=[HasIdCondition(set(ids)), _version(lt=version)])
+                self._apply(name, UpdateOperation.set_payload_by_filter(only, common))
+            return missing
+
+        return await self._run(run)
+
+    async def delete_doc(
+        self,
+        tenant: str,
+        doc_id: str,
+        *,
+        below_version: int | None = None,
+        upto_version: int | None = None,
+        collection: str | None = None,
+    ) -> None:
+        """Delete a document's points with version < below_version (leftovers) or <= upto_version (delete)."""
+        name = self._resolve(tenant, collection)
+        must: list[Any] = [_of_doc(doc_id)]
+        if below_version is not None or upto_version is not None:
+            must.append(_version(lt=below_version, lte=upto_version))
+        await self._run(lambda: self._apply(name, UpdateOperation.delete_points_by_filter(Filter(must=must))))
+
+    async def trim_doc(self, tenant: str, doc_id: str, *, version: int, collection: str | None = None) -> None:
+        """Delete the document's points older than the newest version stored for it (at least ``version``)."""
+        name = self._resolve(tenant, collection)
+
+        def run() -> None:
+            stored = self._scroll(name, Filter(must=[_of_doc(doc_id)]), ["version"])
+            newest = max([version, *(int(p.get("version", 0)) for _, p in stored)])
+            self._apply(
+                name, UpdateOperation.delete_points_by_filter(Filter(must=[_of_doc(doc_id), _version(lt=newest)]))
+            )
+
+        await self._run(run)
+
+    # --- reads ---------------------------------------------------------------
+    async def search(
+        self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
+    ) -> list[Hit]:
+        name = self._resolve(tenant, None)
+        flt = Filter(must=[FieldCondition("doc_id", match=MatchAny(list(doc_ids)))]) if doc_ids else None
+        request = QueryRequest(limit=k, query=Query.Nearest([float(x) for x in vector]), with_payload=True, filter=flt)
+        found = await self._run(lambda: self._handle(name).shard.query(request))
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+
+    async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]:
+        """The version each document is stored at in full: every chunk of it, nothing older left."""
+        if not doc_ids or not await self.has_tenant(tenant):
+            return {}
+        name = self._resolve(tenant, None)
+        flt = Filter(must=[FieldCondition("doc_id", match=MatchAny(list(doc_ids)))])
+        rows = await self._run(lambda: self._scroll(name, flt, ["doc_id", "version", "chunk_count"]))
+        return complete_versions(body for _, body in rows)
+
+    async def points(self, tenant: str) -> list[Hit]:
+        """Every point of the tenant (id and payload): for audits and tests."""
+        name = self._resolve(tenant, None)
+        return [Hit(pid, 1.0, body) for pid, body in await self._run(lambda: self._scroll(name, None, True))]
+
+    async def vectors(self, tenant: str, collection: str | None = None) -> list[Point]:
+        """Every point with its vector (migration and backups)."""
+        name = self._resolve(tenant, collection)
+        return await self._run(lambda: self._scroll_points(name))
+
+    def _scroll(
+        self, name: str, flt: Filter | None, with_payload: bool | list[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        out: list[tuple[str, dict[str, Any]]] = []
+        shard, offset = self._handle(name).shard, None
+        while True:
+            records, offset = shard.scroll(
+                ScrollRequest(offset=offset, limit=1000, filter=flt, with_payload=with_payload)
+            )
+            out += [(str(r.id), dict(r.payload or {})) for r in records]
+            if offset is None:
+                return out
+
+    def _scroll_points(self, name: str) -> list[Point]:
+        out: list[Point] = []
+        shard, offset = self._handle(name).shard, None
+        while True:
+            records, offset = shard.scroll(
+                ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
+            )
+            for r in records:
+                vector: Any = r.vector[""] if isinstance(r.vector, dict) else r.vector
+                out.append(Point(str(r.id), list(vector or []), dict(r.payload or {})))
+            if offset is None:
+                return out
