@@ -20,7 +20,9 @@ from rag_streams.app import app, services, settings
 from rag_streams.breaker import BreakerOpen, CircuitBreaker
 from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
+from rag_streams.http_errors import error_body, install_json_errors
 from rag_streams.logs import access_log
+from rag_streams.openapi import OPENAPI
 from rag_streams.records import TENANT_RE, doc_key
 from rag_streams.search import SearchRequest, parse_search, search, wait_for_versions
 from rag_streams.tables.versions import APPLIED_VERSIONS
@@ -31,6 +33,7 @@ _KEYS = settings.api_key_tenants()
 _BREAKER = CircuitBreaker(
     "vectorstore", failures_to_open=settings.breaker_failures, reset_after_s=settings.breaker_reset_s
 )
+install_json_errors(app.web)  # aiohttp's own errors (404, 405, 413, malformed HTTP) answer JSON too
 
 
 class ApiError(Exception):
@@ -40,9 +43,8 @@ class ApiError(Exception):
 
 
 def _error(view: View, status: int, message: str) -> Response:
-    return view.bytes(
-        orjson.dumps({"error": message, "status": status}), status=status, content_type="application/json"
-    )
+    """SPEC §7's error body: ``{"error": code, "detail": message}``."""
+    return view.bytes(error_body(status, message), status=status, content_type="application/json")
 
 
 def _check_tenant(request: Request, tenant: str) -> None:
@@ -129,6 +131,8 @@ async def _search(tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
     """The store calls of a search (model lookup, query), each bounded by RAG_SEARCH_TIMEOUT_S."""
     store, timeout_s = services.store(), settings.search_timeout_s
     current = await asyncio.wait_for(store.current_collection(tenant), timeout_s)  # uncached: model = alias's
+    if current is None and req.min_version:  # waited for the tenant's first writes: none is indexed
+        return []
     if current is None:
         raise ApiError(404, f"tenant {tenant!r} has no collection yet")
     return await search(store, await services.embedder(current.source), tenant, req, timeout_s=timeout_s)
@@ -173,8 +177,22 @@ class HealthView(View):
 @app.page("/readyz")
 class ReadyView(View):
     async def get(self, request: Request) -> Response:
-        ready = app.rebalancing is False and app.consumer is not None
-        return self.bytes(orjson.dumps({"ready": ready}), status=200 if ready else 503, content_type="application/json")
+        if app.consumer is None or app.rebalancing is not False:
+            why = "no Kafka consumer yet" if app.consumer is None else "a consumer-group rebalance is in progress"
+            body = {"ready": False, "error": "service_unavailable", "detail": f"not ready: {why}"}
+            return self.bytes(orjson.dumps(body), status=503, content_type="application/json")
+        return self.bytes(b'{"ready":true}', content_type="application/json")
+
+
+@app.page("/openapi.json")
+class OpenApiView(View):
+    """The OpenAPI 3 document of this API (rag_streams/openapi.py)."""
+
+    async def get(self, request: Request) -> Response:
+        return self.bytes(_OPENAPI_JSON, content_type="application/json")
+
+
+_OPENAPI_JSON = orjson.dumps(OPENAPI)
 
 
 @app.page("/metrics")

@@ -22,15 +22,20 @@ from faust.web import Request, Response, View
 from rag_streams.api import ApiError, _check_tenant, _error, _json_body
 from rag_streams.app import app, services
 from rag_streams.errors import BadInput
+from rag_streams.records import MAX_VERSION, check_doc_id
 from rag_streams.vectorstore import Point
 
+MAX_GENERATION = 1_000_000
+MAX_DIM = 65_536  # Qdrant's largest vector size
 
-def _int(body: dict[str, Any], name: str, *, optional: bool = False) -> Any:
+
+def _int(body: dict[str, Any], name: str, *, optional: bool = False, low: int = 0, high: int = MAX_VERSION) -> Any:
+    """An integer field in low..high (default: a version, 0..2^63-1); bools and strings refused."""
     value = body.get(name)
     if value is None and optional:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadInput(f"'{name}' must be a non-negative integer")
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadInput(f"'{name}' must be an integer from {low} to {high}")
     return value
 
 
@@ -87,7 +92,11 @@ class CollectionsView(View):
             if not isinstance(model, str) or not (source is None or isinstance(source, str)):
                 raise BadInput("'model' must be a string and 'source' a string or null")
             created = await services.store().create_generation(
-                tenant, _int(body, "generation"), _int(body, "dim"), model, source
+                tenant,
+                _int(body, "generation", high=MAX_GENERATION),
+                _int(body, "dim", low=1, high=MAX_DIM),
+                model,
+                source,
             )
             return created.to_json()
 
@@ -124,9 +133,7 @@ class CollectionDeleteView(View):
     async def post(self, request: Request, tenant: str, name: str) -> Response:
         async def run() -> Any:
             body = _object(await _json_body(request))
-            doc_id = body.get("doc_id")
-            if not isinstance(doc_id, str) or not doc_id:
-                raise BadInput("'doc_id' must be a non-empty string")
+            doc_id = check_doc_id(body.get("doc_id"))
             if body.get("trim_version") is not None:  # older versions than the newest stored
                 await services.store().trim_doc(tenant, doc_id, version=_int(body, "trim_version"), collection=name)
                 return {"trimmed": doc_id}

@@ -19,10 +19,12 @@ from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 
 from rag_streams.api import ApiError, _check_tenant, _error, _json_body
+from rag_streams.api_inputs import query_version, upsert_fields
 from rag_streams.app import app, settings
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.logs import access_log
 from rag_streams.producer import DocumentProducer
+from rag_streams.records import check_doc_id
 
 log = logging.getLogger(__name__)
 _producer: DocumentProducer | None = None
@@ -40,35 +42,12 @@ async def _documents() -> DocumentProducer:
     return _producer
 
 
-def _version(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise BadInput("'version' must be a non-negative integer")
-    return value
-
-
-def _upsert_fields(body: Any) -> tuple[str, int | None, dict[str, str]]:
-    if not isinstance(body, dict):
-        raise BadInput("body must be a JSON object")
-    text, metadata = body.get("text"), body.get("metadata") or {}
-    if not isinstance(text, str):
-        raise BadInput("'text' must be a string")
-    if not isinstance(metadata, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
-    ):
-        raise BadInput("'metadata' must be an object of strings")
-    return text, _version(body.get("version")), metadata
-
-
 @app.page("/v1/tenants/{tenant}/documents/{doc_id}")
 class DocumentView(View):
     @access_log(log)
     async def put(self, request: Request, tenant: str, doc_id: str) -> Response:
         async def publish() -> int:
-            text, version, metadata = _upsert_fields(await _json_body(request))
+            text, version, metadata = upsert_fields(await _json_body(request))
             return await (await _documents()).upsert(tenant, doc_id, text, version, metadata)
 
         return await self._published(request, tenant, doc_id, "upsert", publish)
@@ -76,7 +55,7 @@ class DocumentView(View):
     @access_log(log)
     async def delete(self, request: Request, tenant: str, doc_id: str) -> Response:
         async def publish() -> int:
-            version = _version(request.query.get("version"))
+            version = query_version(request.query.get("version"))
             return await (await _documents()).delete(tenant, doc_id, version)
 
         return await self._published(request, tenant, doc_id, "delete", publish)
@@ -84,6 +63,7 @@ class DocumentView(View):
     async def _published(self, request: Request, tenant: str, doc_id: str, op: str, publish: Any) -> Response:
         try:
             _check_tenant(request, tenant)
+            check_doc_id(doc_id)
             version = await publish()
         except ApiError as exc:
             return _error(self, exc.status, str(exc))

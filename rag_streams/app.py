@@ -61,6 +61,8 @@ app = faust.App(
     web_bind=settings.web_host,
     web_port=settings.web_port,
     web_host=settings.web_host,
+    web_router_enabled=False,  # Faust's /router and /table pages: unused here, unauthenticated (table
+    web_tables_enabled=False,  # data of every tenant), and outside the API's contract (GET /openapi.json)
     autodiscover=False,
     table_cleanup_interval=30.0,
     # No standby replicas: each worker registers only its roles' tables (tables/versions.py), and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,8 @@ __all__ = [
     "DeadLetter",
     "EmbeddingUpsert",
     "RawDocument",
+    "check_doc_id",
+    "check_version",
     "doc_key",
     "is_repair",
     "validate_raw",
@@ -27,6 +30,7 @@ DELETE = "DELETE"
 OPS = (UPSERT, DELETE)
 TENANT_RE = re.compile(r"[a-z0-9_-]{1,64}")
 MAX_DOC_ID_CHARS = 1024
+MAX_VERSION = 2**63 - 1  # Avro long
 #: Kafka header of a repair replay (``verify --repair``), carried from stage to stage.
 REPAIR_HEADER = "rag-repair"
 REPAIR_HEADERS = [(REPAIR_HEADER, b"1")]
@@ -158,14 +162,34 @@ def parse_key(key: bytes | None) -> tuple[str, str]:
     return tenant, doc_id
 
 
+def check_doc_id(doc_id: object) -> str:
+    """The doc_id rule, the one place it lives (HTTP API, producer, CLI, the raw topic's check):
+    a string of 1..1024 characters, not whitespace only, no control character (Unicode Cc, or a
+    lone surrogate), and no ``.`` or ``..`` path segment (``/`` or ``\\`` separated)."""
+    if not isinstance(doc_id, str) or not 1 <= len(doc_id) <= MAX_DOC_ID_CHARS:
+        raise BadInput(f"doc_id must be 1..{MAX_DOC_ID_CHARS} characters")
+    if doc_id.isspace():
+        raise BadInput("doc_id must not be whitespace only")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in doc_id):
+        raise BadInput(f"doc_id {doc_id[:80]!r} contains a control character")
+    if any(segment in (".", "..") for segment in re.split(r"[/\\]", doc_id)):
+        raise BadInput(f"doc_id {doc_id[:80]!r} has a '.' or '..' path segment")
+    return doc_id
+
+
+def check_version(version: object, name: str = "version") -> int:
+    """A version: an integer (not a bool, not a string) in 0..2^63-1, the range of an Avro long."""
+    if not isinstance(version, int) or isinstance(version, bool) or not 0 <= version <= MAX_VERSION:
+        raise BadInput(f"'{name}' must be an integer from 0 to 2^63-1")
+    return version
+
+
 def validate_raw(doc: RawDocument, *, max_bytes: int) -> RawDocument:
     """Check a decoded raw document against the input rules; raise BadInput naming the rule."""
     if not TENANT_RE.fullmatch(doc.tenant_id):
         raise BadInput(f"tenant_id {doc.tenant_id[:80]!r} does not match [a-z0-9_-]{{1,64}}")
-    if not doc.doc_id or len(doc.doc_id) > MAX_DOC_ID_CHARS:
-        raise BadInput(f"doc_id must be 1..{MAX_DOC_ID_CHARS} characters")
-    if doc.version < 0:
-        raise BadInput(f"version must be >= 0, got {doc.version}")
+    check_doc_id(doc.doc_id)
+    check_version(doc.version)
     if doc.op not in OPS:
         raise BadInput(f"unknown op {doc.op!r}")
     if doc.op == UPSERT:

@@ -46,13 +46,13 @@ class RemoteCollections:
         try:
             answer = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:
-            answer = {"error": raw.decode(errors="replace")[:200]}
+            answer = {"detail": raw.decode(errors="replace")[:200]}
         if status >= 500:
-            raise TransientError(f"{method} {path}: {status} {answer.get('error', answer)}")
+            raise TransientError(f"{method} {path}: {status} {answer.get('detail', answer)}")
         if status == 404 and path.endswith("/collections") and method == "GET":
             raise CliError(f"the worker at {self._base} has no collection admin API (is it an index worker?)")
         if status >= 400:
-            raise BadInput(f"{method} {path}: {status} {answer.get('error', answer)}")
+            raise BadInput(f"{method} {path}: {status} {answer.get('detail', answer)}")
         return answer
 
     @staticmethod

@@ -11,6 +11,7 @@ from typing import Any
 from rag_streams import metrics
 from rag_streams.embedding import Embedder
 from rag_streams.errors import BadInput, is_transient
+from rag_streams.records import MAX_VERSION, check_doc_id
 from rag_streams.vectorstore import VectorStore
 
 __all__ = ["SearchRequest", "parse_search", "search", "wait_for_versions"]
@@ -18,6 +19,10 @@ __all__ = ["SearchRequest", "parse_search", "search", "wait_for_versions"]
 MAX_QUERY_CHARS = 4096
 MAX_K = 100
 MAX_MIN_VERSION_DOCS = 100
+MAX_FILTER_DOC_IDS = 1000
+#: The filter language (docs/http-api.md): each key narrows the search; the only one is
+#: ``doc_id``: a doc_id or a list of them, the chunks of those documents only.
+FILTER_KEYS = ("doc_id",)
 
 
 @dataclass(frozen=True)
@@ -41,14 +46,40 @@ def parse_search(body: Any) -> SearchRequest:
     k = body.get("k", 5)
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
         raise BadInput(f"'k' must be an integer from 1 to {MAX_K}")
-    flt = body.get("filter") or {}
+    doc_ids = _filter_doc_ids(body.get("filter"))
+    return SearchRequest(query=query, k=k, doc_ids=doc_ids, min_version=_min_version(body.get("min_version")))
+
+
+def _filter_doc_ids(flt: Any) -> tuple[str, ...]:
+    """``filter``: absent, null or an object with only known keys (an unknown one is a 400 naming
+    it, not silently ignored). ``filter.doc_id``: a doc_id or a non-empty list of doc_ids."""
+    if flt is None:
+        return ()
     if not isinstance(flt, dict):
         raise BadInput("'filter' must be an object")
+    unknown = sorted(set(flt) - set(FILTER_KEYS))
+    if unknown:
+        raise BadInput(f"unknown filter key {unknown[0][:80]!r}: the filter keys are {', '.join(FILTER_KEYS)}")
     doc_ids = flt.get("doc_id", [])
     doc_ids = [doc_ids] if isinstance(doc_ids, str) else doc_ids
-    if not isinstance(doc_ids, list) or not all(isinstance(d, str) for d in doc_ids):
-        raise BadInput("'filter.doc_id' must be a string or a list of strings")
-    return SearchRequest(query=query, k=k, doc_ids=tuple(doc_ids), min_version=_min_version(body.get("min_version")))
+    if (
+        not isinstance(doc_ids, list)
+        or not all(isinstance(d, str) for d in doc_ids)
+        or len(doc_ids) > MAX_FILTER_DOC_IDS
+    ):
+        raise BadInput(f"'filter.doc_id' must be a doc_id or a list of at most {MAX_FILTER_DOC_IDS} doc_ids")
+    if "doc_id" in flt and not doc_ids:
+        raise BadInput("'filter.doc_id' must not be an empty list (it would match nothing)")
+    for doc_id in doc_ids:
+        _check_doc_id(doc_id, "filter.doc_id")
+    return tuple(doc_ids)
+
+
+def _check_doc_id(doc_id: str, where: str) -> None:
+    try:
+        check_doc_id(doc_id)
+    except BadInput as exc:
+        raise BadInput(f"'{where}': {exc}") from None
 
 
 def _min_version(value: Any) -> dict[str, int]:
@@ -57,8 +88,9 @@ def _min_version(value: Any) -> dict[str, int]:
     if not isinstance(value, dict) or len(value) > MAX_MIN_VERSION_DOCS:
         raise BadInput(f"'min_version' must be an object of at most {MAX_MIN_VERSION_DOCS} doc_id: version pairs")
     for doc_id, version in value.items():
-        if not doc_id or not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise BadInput(f"'min_version.{doc_id}' must be a positive integer version")
+        _check_doc_id(doc_id, "min_version")
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= MAX_VERSION:
+            raise BadInput(f"'min_version.{doc_id[:80]}' must be an integer version from 1 to 2^63-1")
     return dict(value)
 
 

@@ -24,12 +24,12 @@ async def test_put_and_delete_documents_over_http(pipeline: Any) -> None:
     for bad, why in [
         ({"text": 42}, "'text' must be a string"),
         ({"text": "   "}, "text is empty"),
-        ({"text": "x", "version": -1}, "'version' must be a non-negative integer"),
+        ({"text": "x", "version": -1}, "'version' must be an integer from 0 to 2^63-1"),
         ({"text": "x", "metadata": {"n": 1}}, "'metadata' must be an object of strings"),
         (["not", "an", "object"], "body must be a JSON object"),
     ]:
         status, body = await pipeline.api("PUT", f"{base}/bad.md", bad)
-        assert (status, body["status"]) == (400, 400) and why in body["error"], body
+        assert (status, body["error"]) == (400, "bad_request") and why in body["detail"], body
     status, body = await pipeline.api("PUT", "/v1/tenants/Not_A_Tenant!/documents/x", {"text": "x"})
     assert status == 400, body
 
@@ -76,4 +76,4 @@ async def test_a_search_with_min_version_reads_its_own_writes(pipeline: Any) -> 
     assert [r["doc_id"] for r in body["results"]] == ["warmup.md"]
 
     status, body = await pipeline.api("POST", search, {"query": "q", "min_version": {"tides.md": 0}})
-    assert status == 400 and "min_version" in body["error"], body
+    assert status == 400 and "min_version" in body["detail"], body
