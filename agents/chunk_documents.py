@@ -12,7 +12,7 @@ from rag_streams.app import app, chunks_topic, latest_topic, raw_topic, services
 from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
-from rag_streams.errors import BadInput, PermanentError
+from rag_streams.errors import BadInput, PermanentError, retry_transient
 from rag_streams.faust_acks import redelivered_unless_done
 from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import (
@@ -62,6 +62,9 @@ async def _process(event: Any) -> None:
             return
         doc = tomb
     else:
+        schema_id = RAW.unfetched_schema_id(event.message.value)
+        if schema_id is not None:  # Confluent framing: fetch the writer schema once (then cached)
+            await retry_transient(RAW.fetch_schema, schema_id, what=f"schema registry id {schema_id}", attempts=None)
         doc = decode_raw(key, event.message.value)
         state = DocState.from_json(accepted_versions.get(doc.key))
     repair = is_repair(event.message.headers)
@@ -84,7 +87,7 @@ async def _process(event: Any) -> None:
     async with emitting_for(event):  # the sends and the version they record: one transaction
         if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
             deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None
-            value = None if doc.op == DELETE else event.message.value
+            value = None if doc.op == DELETE else RAW.single_object(event.message.value, doc)
             await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
         for chunk in chunks:
             await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition, headers=headers)

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from rag_streams.codecs import RAW
+from rag_streams.codecs import RAW, configure
 from rag_streams.records import DELETE, UPSERT, RawDocument, validate_raw
 from rag_streams.settings import Settings, load_settings
 from rag_streams.topics import TopicNames, max_message_bytes
@@ -34,6 +34,7 @@ class DocumentProducer:
 
     def __init__(self, settings: Settings | None = None, **producer_options: Any) -> None:
         self.settings = settings or load_settings()
+        configure(self.settings)  # the fingerprint byte order this process writes (RAG_AVRO_FINGERPRINT)
         self.topic = TopicNames.for_prefix(self.settings.topic_prefix).raw
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,

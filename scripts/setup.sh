@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)
+command -v javac >/dev/null 2>&1 || need_apt+=(openjdk-17-jdk-headless)  # builds interop/java
 command -v mvn >/dev/null 2>&1 || need_apt+=(maven)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -25,4 +26,6 @@ from rag_streams.commands import local_kafka
 from rag_streams.settings import load_settings
 print("setup: kafka jars in", local_kafka(load_settings()).install())
 PY
+echo "setup: building the Avro interop helper, fetching Apicurio Registry (Maven Central, cached)"
+bash interop/prepare.sh >/dev/null
 echo "setup: done"

@@ -22,6 +22,7 @@ from rag_streams import codecs
 from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, MAGIC, RAW, AvroCodec, load_schema
 from rag_streams.errors import BadInput
 from rag_streams.records import DELETE, Chunk, DeadLetter, EmbeddingUpsert, RawDocument
+from rag_streams.settings import SettingsError, load_settings
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "rag-streams-hypothesis")
 
@@ -100,17 +101,100 @@ def test_round_trip(codec: AvroCodec[Any], record: Any, name: str) -> None:
     assert codec.decode(codec.encode(record)) == record
 
 
+# What Apache Avro 1.12.2 (Java) gives for each schema file: SchemaNormalization.parsingFingerprint64
+# (a signed long) and the first 10 bytes BinaryMessageEncoder writes, recorded with interop/java
+# (tests/integration/test_avro_interop.py checks them against Java on every run).
+JAVA_FINGERPRINTS = {
+    "RawDocument": (7155103856946143853, "c3016d624d6c0c094c63"),
+    "Chunk": (-8870922122333909283, "c301dd0e22745427e484"),
+    "EmbeddingUpsert": (7596302796319621051, "c301bbffef74257d6b69"),
+    "DeadLetter": (7138785401367525541, "c301a57841e87f0f1263"),
+}
+# BinaryMessageEncoder's bytes for {"tenant_id": "acme", "doc_id": "d", "version": 5, "text": "hi", ...defaults}
+JAVA_RAW_MESSAGE = bytes.fromhex("c3016d624d6c0c094c630861636d6502640a0004686914746578742f706c61696e000000")
+
+
 @pytest.mark.parametrize("name", sorted(CODECS))
-def test_header_is_magic_and_the_schema_fingerprint(name: str) -> None:
+def test_header_is_magic_and_the_little_endian_schema_fingerprint(name: str) -> None:
     codec, _ = CODECS[name]
+    java_long, java_header = JAVA_FINGERPRINTS[name]
     raw_schema = json.loads((SCHEMA_DIR / f"{name}.avsc").read_text())
-    expected = int(fingerprint(to_parsing_canonical_form(parse_schema(raw_schema)), "CRC-64-AVRO"), 16)
+    canonical = to_parsing_canonical_form(parse_schema(raw_schema))
+    assert fingerprint(canonical, "CRC-64-AVRO") == java_header[4:]  # fastavro's hex: the bytes in wire order
     record = next(r for c, r, n in CASES if n == name)
     data = codec.encode(record)
     assert data[:2] == b"\xc3\x01"
     assert len(codec.header) == 10
-    assert data[:10] == codec.header
-    assert int.from_bytes(data[2:10], "little") == expected
+    assert data[:10] == codec.header == bytes.fromhex(java_header)
+    assert int.from_bytes(data[2:10], "little", signed=True) == java_long
+
+
+def test_encodes_byte_for_byte_what_java_writes_and_reads_it() -> None:
+    record = RawDocument(tenant_id="acme", doc_id="d", version=5, text="hi")
+    assert RAW.encode(record) == JAVA_RAW_MESSAGE
+    assert RAW.decode(JAVA_RAW_MESSAGE) == record
+
+
+@pytest.mark.parametrize(("codec", "record", "name"), CASES, ids=[c[2] for c in CASES])
+def test_reads_the_legacy_reversed_fingerprint(codec: AvroCodec[Any], record: Any, name: str) -> None:
+    standard = codec.encode(record)
+    legacy = MAGIC + standard[2:10][::-1] + standard[10:]
+    assert legacy[:10] == codec.legacy_header != codec.standard_header
+    assert codec.decode(legacy) == record
+
+
+def test_no_fingerprint_is_ambiguous_in_either_byte_order() -> None:
+    values = [fp for codec in codecs.ALL for fp, _ in codec.known_fingerprints()]
+    assert len(values) == len(set(values)) == 2 * len(codecs.ALL)  # no palindromes, no collisions
+    codecs.check_unambiguous()
+
+
+def test_check_unambiguous_refuses_a_reversed_fingerprint_naming_another_schema() -> None:
+    class Clash:
+        def __init__(self, pairs: list[tuple[bytes, str]]) -> None:
+            self.pairs = pairs
+
+        def known_fingerprints(self) -> list[tuple[bytes, str]]:
+            return self.pairs
+
+    a, b = Clash([(bytes(range(8)), "A")]), Clash([(bytes(range(8)), "B")])
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        codecs.check_unambiguous((a, b))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def restore_codecs() -> Any:
+    yield
+    codecs.configure(load_settings({}, dotenv=None))
+
+
+def test_legacy_setting_writes_the_reversed_order_until_set_back(restore_codecs: None) -> None:
+    codecs.configure(load_settings({"RAG_AVRO_FINGERPRINT": "legacy"}, dotenv=None))
+    for codec, record, _ in CASES:
+        data = codec.encode(record)
+        assert data[:10] == codec.legacy_header
+        assert codec.decode(data) == record
+    codecs.configure(load_settings({}, dotenv=None))
+    assert RAW.encode(RawDocument(tenant_id="acme", doc_id="d", version=5, text="hi")) == JAVA_RAW_MESSAGE
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"RAG_AVRO_FINGERPRINT": "big-endian"}, "^RAG_AVRO_FINGERPRINT:"),
+        ({"RAG_SCHEMA_REGISTRY_URL": "localhost:8081"}, "^RAG_SCHEMA_REGISTRY_URL:"),
+    ],
+)
+def test_wire_settings_are_validated(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        load_settings(env, dotenv=None)
+
+
+def test_confluent_framing_without_a_registry_is_bad_input() -> None:
+    data = b"\x00" + (7).to_bytes(4, "big") + _raw()[10:]
+    assert RAW.registry is None and RAW.unfetched_schema_id(data) is None
+    with pytest.raises(BadInput, match="RAG_SCHEMA_REGISTRY_URL"):
+        RAW.decode(data)
 
 
 def test_headers_differ_per_record_type() -> None:
