@@ -9,7 +9,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from rag_streams.settings import Settings
 from rag_streams.topics import topic_specs
 
-__all__ = ["create_topics", "read_latest"]
+__all__ = ["create_topics", "existing_topics", "read_latest"]
 
 
 async def create_topics(settings: Settings) -> list[tuple[str, str]]:
@@ -31,6 +31,16 @@ async def create_topics(settings: Settings) -> list[tuple[str, str]]:
             except TopicAlreadyExistsError:
                 report.append((spec.name, "exists"))
         return report
+    finally:
+        await admin.close()
+
+
+async def existing_topics(settings: Settings, *, timeout_ms: int = 10000) -> set[str]:
+    """The names of the topics the broker has (one metadata request)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=timeout_ms)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
     finally:
         await admin.close()
 

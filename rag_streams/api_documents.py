@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from aiokafka.errors import KafkaError
@@ -40,6 +40,17 @@ async def _documents() -> DocumentProducer:
             await producer.start()
             _producer = producer
     return _producer
+
+
+async def _close_documents(sender: Any, *args: Any, **kwargs: Any) -> None:
+    """Stop the producer when the worker stops (else: "Unclosed AIOKafkaProducer" at exit)."""
+    global _producer
+    producer, _producer = _producer, None
+    if producer is not None:
+        await producer.stop()
+
+
+app.on_before_shutdown.connect(cast(Any, _close_documents))  # cast: see lag_export
 
 
 @app.page("/v1/tenants/{tenant}/documents/{doc_id}")

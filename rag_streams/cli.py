@@ -6,8 +6,9 @@ import argparse
 import asyncio
 import importlib
 import logging
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,23 @@ ROLE_MODULES = {
 }
 
 
+KAFKA_HELP = """\
+A single-node Apache Kafka broker (KRaft, broker and controller in one process) on 127.0.0.1,
+for development, tests and the demo. Java 17+ and Maven must be on PATH.
+
+  port        the broker listens on the port of the first host:port in RAG_KAFKA_BOOTSTRAP
+              (default localhost:9092; the host must be localhost or 127.0.0.1)
+  controller  the KRaft controller takes the next port (RAG_KAFKA_BOOTSTRAP's port + 1): keep it free
+  jars        fetched once from Maven Central into $RAG_KAFKA_HOME/libs-$RAG_KAFKA_VERSION
+              (RAG_KAFKA_HOME default: ~/.cache/rag-streams/kafka; RAG_KAFKA_VERSION default: 3.9.1)
+  data        $RAG_KAFKA_HOME/node-<port>/: the log segments in data/, server.properties, the
+              logs (server.log, stdout.log) and broker.pid; `down` stops the broker and keeps its
+              data; delete the folder to start from an empty broker
+
+actions: up (install, format on first start, start, wait until it serves), down, status (exit 1 when
+not running)."""
+
+
 def _settings_epilog() -> str:
     return "environment (RAG_*):\n" + "\n".join(f"  {v:<26} {doc} [{d}]" for v, d, doc in Settings.describe())
 
@@ -36,7 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    k = sub.add_parser("kafka", help="the local Apache Kafka broker (KRaft, loopback) for development")
+    k = sub.add_parser(
+        "kafka",
+        help="the local Apache Kafka broker (KRaft, loopback) for development",
+        description=KAFKA_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     k.add_argument("action", choices=["up", "down", "status"])
 
     t = sub.add_parser("topics", help="Kafka topics of the pipeline")
@@ -106,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_progress_bars(sys.stderr)  # before tqdm or huggingface_hub is imported: both read it then
     try:
         settings = load_settings()
         return _dispatch(args, settings) or 0
@@ -176,8 +200,6 @@ def _roles(text: str) -> list[str]:
 
 def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
-    from faust.worker import Worker
-
     from rag_streams.app import app, services
     from rag_streams.faust_compat import discard_local_tables
     from rag_streams.logs import configure_logging
@@ -203,6 +225,8 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
             )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.log_format, settings.log_level)
+    if roles:
+        _check_topics(settings)
     # Faust's consumer reads app.in_transaction once, when it is created; the Worker only sets
     # in_worker in on_start, after that may already have happened. Set it first so exactly_once
     # really commits through transactions.
@@ -211,9 +235,57 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
         log.info("local table stores removed: tables restore from their changelogs (see faust_compat)")
     # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
     # (RAG_LOG_FORMAT=json) with its own console format.
-    worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
-    worker.execute_from_commandline()
+    faust_worker(app, settings).execute_from_commandline()
     return 0
+
+
+def faust_worker(app: Any, settings: Settings) -> Any:
+    """Faust's Worker for ``app``, quiet, with this process's logging left in place."""
+    from faust.worker import Worker
+
+    worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
+    # Faust's startup spinner writes cursor escape codes (hide/show, backspaces) even to a file or
+    # pipe, quiet or not; with it off the worker logs "Ready" instead.
+    worker.spinner = None
+    return worker
+
+
+def quiet_progress_bars(stream: Any) -> None:
+    """No progress bars (tqdm: sentence-transformers' "Batches", transformers' and huggingface_hub's
+    loading bars, the CLI's own) when ``stream`` is not a terminal: they would write carriage returns
+    and escape codes into the logs. tqdm and huggingface_hub read these variables when imported, so
+    this runs first. An explicit TQDM_DISABLE / HF_HUB_DISABLE_PROGRESS_BARS in the environment wins."""
+    isatty = getattr(stream, "isatty", None)
+    if isatty is not None and isatty():
+        return
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def check_topics(settings: Settings, existing: Iterable[str]) -> None:
+    """Refuse to start a worker whose pipeline topics are missing (``existing``: the broker's topics);
+    Faust would otherwise run on with one "topic not found" error and process nothing."""
+    from rag_streams.topics import missing_topics
+
+    missing = missing_topics(settings, existing)
+    if missing:
+        raise CliError(
+            f"topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing on {settings.kafka_bootstrap}: "
+            "run `rag-streams topics create` first"
+        )
+
+
+def _check_topics(settings: Settings) -> None:
+    from rag_streams.admin import existing_topics
+
+    try:
+        existing = asyncio.run(existing_topics(settings))
+    except Exception as exc:  # no broker yet: the worker waits for it as before, topics unchecked
+        if not type(exc).__module__.startswith("aiokafka") and not isinstance(exc, OSError):
+            raise
+        log.warning("topics not checked: the broker did not answer (%s)", exc)
+        return
+    check_topics(settings, existing)
 
 
 if __name__ == "__main__":

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag_streams.settings import Settings
 
-__all__ = ["TopicNames", "TopicSpec", "topic_specs"]
+__all__ = ["TopicNames", "TopicSpec", "missing_topics", "topic_specs"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +56,9 @@ def max_message_bytes(settings: Settings) -> int:
     """The largest record any stage writes: a dead letter of a raw message just over the document
     limit (its original bytes plus the error), with room for Avro and record overhead."""
     return max(1_048_588, 2 * settings.max_doc_bytes + 131_072)
+
+
+def missing_topics(settings: Settings, existing: Iterable[str]) -> list[str]:
+    """The pipeline topics (flow order) that are not among ``existing`` (the broker's topic names)."""
+    have = set(existing)
+    return [spec.name for spec in topic_specs(settings) if spec.name not in have]
