@@ -286,10 +286,14 @@ class EdgeCollections:
 
     async def build_indexes(self) -> None:
         """Build the HNSW index of every open collection with unindexed points, and wait (bench, tests)."""
-        for name, handle in list(self._open.items()):
-            if handle.build is None and handle.unindexed > 0:
-                handle.build = asyncio.get_running_loop().create_task(self._build_index(name, handle))
-        await asyncio.gather(*(h.build for h in self._open.values() if h.build is not None), return_exceptions=True)
+        for _ in range(3):  # a build already running when called leaves the points written since it began
+            for name, handle in list(self._open.items()):
+                if handle.build is None and handle.unindexed > 0:
+                    handle.build = asyncio.get_running_loop().create_task(self._build_index(name, handle))
+            builds = [h.build for h in self._open.values() if h.build is not None]
+            if not builds:
+                return
+            await asyncio.gather(*builds, return_exceptions=True)
 
     async def _build_index(self, name: str, handle: _Open) -> None:
         folder = self.root / name
