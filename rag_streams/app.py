@@ -23,7 +23,7 @@ from rag_streams.faust_compat import (
 )
 from rag_streams.faust_fetch import install_fetch_generation_guard
 from rag_streams.faust_livelock import install_livelock_check_guard
-from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch, watch_recovery_end
+from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
 from rag_streams.topics import TopicNames, max_message_bytes
@@ -54,6 +54,7 @@ app = faust.App(
     topic_allow_declare=True,
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.session_timeout_s,
+    consumer_group_instance_id=settings.group_instance_id,  # static membership (KIP-345) when set
     broker_commit_interval=settings.commit_interval_s,
     broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
     producer_acks=-1,
@@ -97,11 +98,6 @@ async def check_processing_guarantee() -> None:
     log.info("processing guarantee %s: Kafka transactions %s", settings.processing_guarantee, "on" if actual else "off")
     if wanted != actual:
         await app.crash(RuntimeError(f"processing guarantee {settings.processing_guarantee} but transactions={actual}"))
-
-
-@app.task
-async def end_recovery_at_last_committed_record() -> None:
-    await watch_recovery_end(app)
 
 
 if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)

@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,10 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
 
     if serve_api and not roles and settings.qdrant_url is None:
         raise CliError("serve needs RAG_QDRANT_URL: with embedded Qdrant the index worker serves the API")
+    if {"chunk", "embed"} & set(roles) or serve_api:
+        # importing sentence-transformers (torch) takes ~5 s here: overlap it with joining the group
+        # and restoring the tables, instead of paying it on the first document after a restart
+        threading.Thread(target=importlib.import_module, args=("sentence_transformers",), daemon=True).start()
     for role in roles:
         importlib.import_module(ROLE_MODULES[role])
     importlib.import_module("rag_streams.api")  # health, readiness and metrics on every worker

@@ -68,10 +68,22 @@ def _marks_round(original: Any, *, sought: bool) -> Any:
     return marked
 
 
+def _watching(original: Any) -> Any:
+    async def on_start(self: Recovery) -> None:
+        await original(self)
+        self.add_future(watch_recovery_end(self.app))
+
+    return on_start
+
+
 def install_recovery_end_watch() -> None:
-    """Let :class:`RecoveryEndWatch` tell when a recovery round has sought its offsets (idempotent)."""
+    """Run :class:`RecoveryEndWatch` for the life of the Recovery service, and let it tell when a
+    recovery round has sought its offsets (idempotent). It starts with the Recovery service, not as
+    an app task: Faust starts app tasks only once the first recovery is done, and a worker started
+    after a SIGKILL then waited out Faust's own 10-15 s escape in that very first recovery."""
     patch_once(Recovery, "_build_highwaters", partial(_marks_round, sought=False), tag="recovery round start")
     patch_once(Recovery, "_seek_offsets", partial(_marks_round, sought=True), tag="recovery round sought")
+    patch_once(Recovery, "on_start", _watching, tag="recovery end watch from the start")
 
 
 async def watch_recovery_end(app: Any, interval: float = 0.5) -> None:

@@ -50,6 +50,14 @@ class Settings:
         "consumer group session timeout: how soon a killed worker's partitions move (broker allows 6-1800)",
         default=45.0,
     )
+    group_instance_id: str | None = _env(
+        "RAG_GROUP_INSTANCE_ID",
+        "static consumer-group membership (KIP-345): a stable name unique to this worker (e.g. a StatefulSet"
+        " pod name); restarted with the same name it takes its partitions back at once instead of after"
+        " RAG_SESSION_TIMEOUT_S, but a clean stop no longer hands them over before the session times out."
+        " Unset = dynamic membership",
+        default=None,
+    )
     processing_guarantee: str = _env("RAG_PROCESSING_GUARANTEE", "exactly_once | at_least_once", default="exactly_once")
     data_dir: Path = _env(
         "RAG_DATA_DIR", "local state: Faust table stores and the embedded Qdrant", default=Path(".rag-data")
@@ -285,6 +293,8 @@ def _validate(s: Settings) -> None:
             raise _fail(attr, f"must be > 0, got {getattr(s, attr)!r}")
     if not 0 <= s.chunk_overlap < s.chunk_tokens:
         raise _fail("chunk_overlap", f"must be >= 0 and < RAG_CHUNK_TOKENS ({s.chunk_tokens}), got {s.chunk_overlap}")
+    if s.group_instance_id is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,200}", s.group_instance_id):
+        raise _fail("group_instance_id", f"expected 1-200 of A-Z a-z 0-9 . _ -, got {s.group_instance_id!r}")
     if not 6 <= s.session_timeout_s <= 1800:
         raise _fail("session_timeout_s", f"must be within the broker's 6..1800 seconds, got {s.session_timeout_s}")
     if not 0 <= s.lag_interval_s < math.inf:  # also refuses nan

@@ -118,3 +118,20 @@ async def test_no_action_before_this_round_sought_its_offsets() -> None:
     for _ in range(3):
         assert not await watch.check(app)
     assert recovery.in_recovery and recovery.active_highwaters[TP0] == 58
+
+
+async def test_the_watch_starts_with_the_recovery_service_not_after_the_first_recovery() -> None:
+    # An @app.task starts only once the worker is ready, i.e. after the first recovery: a worker
+    # restarted after a SIGKILL then sat 10-15 s in Faust's own escape. The watch is started by
+    # the Recovery service's on_start instead.
+    from rag_streams.faust_patch import installed
+    from rag_streams.faust_recovery import install_recovery_end_watch
+
+    install_recovery_end_watch()
+    assert "recovery end watch from the start" in installed(Recovery.on_start)
+    started: list[Any] = []
+    stand_in = SimpleNamespace(app=SimpleNamespace(), add_future=started.append)
+    await Recovery.on_start(stand_in)  # type: ignore[arg-type]
+    (coro,) = started
+    assert coro.cr_code.co_name == "watch_recovery_end"
+    coro.close()

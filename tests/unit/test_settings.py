@@ -68,6 +68,9 @@ def test_values_are_converted_to_field_types() -> None:
         ({"RAG_SESSION_TIMEOUT_S": "3600"}, "RAG_SESSION_TIMEOUT_S"),
         ({"RAG_LAG_INTERVAL_S": "-1"}, "RAG_LAG_INTERVAL_S"),
         ({"RAG_LAG_INTERVAL_S": "nan"}, "RAG_LAG_INTERVAL_S"),
+        ({"RAG_GROUP_INSTANCE_ID": "pod 0"}, "RAG_GROUP_INSTANCE_ID"),
+        ({"RAG_GROUP_INSTANCE_ID": "a/b"}, "RAG_GROUP_INSTANCE_ID"),
+        ({"RAG_EDGE_INDEX_THRESHOLD": "0"}, "RAG_EDGE_INDEX_THRESHOLD"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:
@@ -168,4 +171,6 @@ def test_only_settings_reads_the_environment() -> None:
             assert kind in ("setdefault", "copy"), f"{path.name}: os.environ {kind}"
             if kind == "setdefault":
                 setdefaults.add((path.name, arg))
-    assert setdefaults == {("embedding.py", flag) for flag in HF_OFFLINE_FLAGS}
+    # cli.main() turns progress bars off for non-TTY logs before tqdm / huggingface_hub are imported
+    progress_bars = {("cli.py", "TQDM_DISABLE"), ("cli.py", "HF_HUB_DISABLE_PROGRESS_BARS")}
+    assert setdefaults == {("embedding.py", flag) for flag in HF_OFFLINE_FLAGS} | progress_bars
