@@ -3,7 +3,7 @@
 Same behaviour as ``QdrantVectorStore`` (the store contract suite runs on both): upserts carry
 Edge's conditional upsert (stored version lower than the new one), deletes and reuse are single
 filtered operations on the ``doc_id`` / ``version`` payload indexes, never one call per point.
-Collections, the alias and background index builds are in ``edge_collections.py``.
+Collections and the alias are in ``edge_collections.py``, background index builds in ``edge_shards.py``.
 """
 
 from __future__ import annotations
