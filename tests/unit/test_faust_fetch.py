@@ -109,6 +109,35 @@ async def test_a_dropped_batch_is_fetched_again_through_a_seek_to_the_committed_
     assert await fetched(consumer) == [] and consumer.seeks == ["seek"]
 
 
+async def test_the_changelog_records_of_a_dropped_batch_are_fetched_again(consumer: Any) -> None:
+    """Table recovery had sought and resumed the changelog when the batch came back: the seek to
+    the committed offsets leaves changelogs alone, so only a seek to the batch's start refetches them."""
+    install_fetch_generation_guard()
+    changelog = TP("fetch-test-slots-changelog", 2)
+    consumer.app.tables._changelogs[changelog.topic] = SimpleNamespace()  # a table's changelog topic
+    assert changelog.topic in consumer.app.tables.changelog_topics
+    consumer.assignment = lambda: {TP0, changelog}
+    consumer.sought = []
+
+    async def seek(tp: TP, offset: int) -> None:
+        consumer.sought.append((tp, offset))
+
+    consumer.seek = seek
+
+    async def getmany(active_partitions: Any, timeout: float) -> Any:
+        consumer.app.on_rebalance_start()
+        consumer.app.consumer_generation_id = 2
+        return {
+            TP0: [ConsumerRecord(TOPIC, 0, 58, 0, 0, b"k", b"v", None, 1, 1, [])],
+            changelog: [ConsumerRecord(changelog.topic, 2, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (3, 4, 5)],
+        }
+
+    consumer._getmany = getmany
+    assert await fetched(consumer) == []
+    assert consumer.seeks == ["seek"]  # the stream partition: back to its committed offset
+    assert consumer.sought == [(changelog, 3)]  # the changelog: back to the dropped batch's start
+
+
 # --- the seek that ends a rebalance -----------------------------------------------------------
 
 STREAM, CHANGELOG = TopicPartition("src", 1), TopicPartition("app-table-changelog", 1)
