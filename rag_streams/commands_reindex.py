@@ -18,7 +18,16 @@ from rag_streams.chunking import chunk_document
 from rag_streams.embedding import Embedder
 from rag_streams.errors import BadInput, CliError, TransientError, retry_transient
 from rag_streams.records import TENANT_RE, Chunk, RawDocument
-from rag_streams.reindex import Collections, DocAction, caught_up, collapse, consumer_group, plan_resume, points_of
+from rag_streams.reindex import (
+    Collections,
+    DocAction,
+    caught_up,
+    chase_more,
+    collapse,
+    consumer_group,
+    plan_resume,
+    points_of,
+)
 from rag_streams.reindex_remote import RemoteCollections
 from rag_streams.services import MODEL_CACHE_S, Services
 from rag_streams.settings import Settings
@@ -136,8 +145,10 @@ class _Reindex:
             self.positions = await self._positions()
             with tqdm(desc=f"reindex {self.tenant}", unit="msg", file=sys.stderr) as self.bar:
                 if not flipped:
-                    while not caught_up(self.positions, ends := await consumer.end_offsets(parts)):
+                    rounds = 0
+                    while chase_more(rounds, self.positions, ends := await consumer.end_offsets(parts)):
                         await self._consume_until(ends)
+                        rounds += 1
                     await retry_transient(self.target.flip_alias, self.tenant, self.collection, what="flip alias")
                     tqdm.write(f"alias {self.tenant} -> {self.collection}", file=sys.stderr)
                     await self._answers_stale()  # they came from the old collection

@@ -35,6 +35,7 @@ __all__ = [
     "DocAction",
     "ResumePlan",
     "caught_up",
+    "chase_more",
     "collapse",
     "consumer_group",
     "plan_resume",
@@ -106,6 +107,20 @@ def plan_resume(collections: Sequence[Collection]) -> ResumePlan:
 def caught_up(positions: Mapping[Any, int], ends: Mapping[Any, int]) -> bool:
     """Every partition's position has reached its end offset (read_committed: the stable end)."""
     return all(positions.get(tp, 0) >= end for tp, end in ends.items())
+
+
+#: rounds of catching up with rag.documents.latest before the alias flips
+CHASE_ROUNDS = 3
+
+
+def chase_more(rounds: int, positions: Mapping[Any, int], ends: Mapping[Any, int]) -> bool:
+    """Before the flip: read on to the current end while behind it, at most ``CHASE_ROUNDS`` times.
+
+    Under writes that arrive faster than the reindex embeds them, "until caught up" never ends
+    (a reindex under sustained load never flipped). What is left is applied by the tail after the
+    flip, which reads to the end offsets of that moment, while the live index stage already
+    writes to the new collection."""
+    return rounds < CHASE_ROUNDS and not caught_up(positions, ends)
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,13 @@ async def test_services_look_up_a_tenants_model_briefly_cached_and_keep_one_embe
         assert await services.embedder() is default
     finally:
         await store.close()
+
+
+def test_the_chase_before_the_flip_ends_when_caught_up_or_after_its_rounds() -> None:
+    from rag_streams.reindex import CHASE_ROUNDS, chase_more
+
+    behind, level = {"p0": 10}, {"p0": 12}
+    assert chase_more(0, behind, level)
+    assert not chase_more(0, {"p0": 12}, level)  # caught up: flip
+    # sustained writes move the end every round: the flip still comes, the tail applies the rest
+    assert [chase_more(r, behind, level) for r in range(CHASE_ROUNDS + 1)] == [True] * CHASE_ROUNDS + [False]
