@@ -38,7 +38,7 @@ from qdrant_edge import Point as EdgePoint
 from rag_streams.edge_shards import META, EdgeIndexBuilds, StoreLocked, _Open, _write_atomically
 from rag_streams.errors import BadInput
 from rag_streams.ids import collection_alias, collection_name
-from rag_streams.qdrant_collections import Collection
+from rag_streams.qdrant_collections import Collection, own_generation
 
 __all__ = ["EdgeCollections", "StoreLocked"]
 
@@ -79,6 +79,7 @@ class EdgeCollections(EdgeIndexBuilds):
         self._segment_index_kb = segment_index_kb
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant-edge")
         self._open: dict[str, _Open] = {}
+        self._aliases: dict[str, str | None] = {}  # alias -> the generation its file names
         self._closed = False
 
     async def _run(self, fn: Callable[[], T]) -> T:
@@ -92,10 +93,17 @@ class EdgeCollections(EdgeIndexBuilds):
         return self.root / f"{alias}.alias"
 
     def _alias_target(self, alias: str) -> str | None:
-        try:
-            return self._alias_file(alias).read_text().strip() or None
-        except FileNotFoundError:
-            return None
+        """Read once, then kept: this process holds the store's lock, so only it changes the file."""
+        if alias not in self._aliases:
+            try:
+                self._aliases[alias] = self._alias_file(alias).read_text().strip() or None
+            except FileNotFoundError:
+                self._aliases[alias] = None
+        return self._aliases[alias]
+
+    def _set_alias(self, alias: str, name: str) -> None:
+        _write_atomically(self._alias_file(alias), name)
+        self._aliases[alias] = name
 
     def _meta(self, name: str) -> dict[str, Any] | None:
         try:
@@ -154,16 +162,10 @@ class EdgeCollections(EdgeIndexBuilds):
             if name is None:
                 raise BadInput(f"tenant {tenant!r} has no collection yet")
             return name
-        if not re.fullmatch(re.escape(self.alias(tenant)) + r"__v\d+", collection):
-            raise BadInput(f"{collection!r} is not a collection of tenant {tenant!r}")
-        return collection
+        return own_generation(self.alias(tenant), tenant, collection)
 
     def _describe(self, name: str, generation: int, aliased: bool) -> Collection:
-        meta = self._meta(name) or {}
-        source = meta.get("source")
-        return Collection(
-            name, generation, str(meta.get("model", "")), int(meta.get("dim", 0)), source and str(source), aliased
-        )
+        return Collection.from_meta(name, generation, self._meta(name) or {}, aliased)
 
     # --- collections -----------------------------------------------------------
     async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str:
@@ -174,7 +176,7 @@ class EdgeCollections(EdgeIndexBuilds):
             if self._alias_target(alias) is None:
                 name = collection_name(self._prefix, tenant, max(self._generations(tenant), default=0) + 1)
                 self._create_collection(name, dim, model)
-                _write_atomically(self._alias_file(alias), name)
+                self._set_alias(alias, name)
 
         if self._alias_target(alias) is None:
             await self._run(create)
@@ -220,7 +222,7 @@ class EdgeCollections(EdgeIndexBuilds):
         def run() -> None:
             if self._meta(name) is None:
                 raise BadInput(f"collection {name!r} does not exist")
-            _write_atomically(self._alias_file(alias), name)
+            self._set_alias(alias, name)
 
         await self._run(run)
 
@@ -252,7 +254,7 @@ class EdgeCollections(EdgeIndexBuilds):
         return len(points)
 
     def set_alias(self, tenant: str, name: str) -> None:
-        _write_atomically(self._alias_file(self.alias(tenant)), name)
+        self._set_alias(self.alias(tenant), name)
 
     def close_now(self) -> None:
         for handle in self._open.values():

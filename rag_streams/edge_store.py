@@ -8,7 +8,6 @@ Collections and the alias are in ``edge_collections.py``, background index build
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,9 @@ from qdrant_edge import (
 )
 
 from rag_streams.edge_collections import EdgeCollections
-from rag_streams.vectorstore import Hit, Point, complete_versions
+from rag_streams.vectorstore import Hit, Point, complete_versions, plan_reuse
 
 __all__ = ["EdgeVectorStore"]
-
-#: payload keys that are the same for every version of a chunk slot whose text is unchanged
-_SLOT_KEYS = {"chunk_index", "text", "content_hash"}
 
 
 def _version(*, lt: int | None = None, lte: int | None = None) -> FieldCondition:
@@ -95,14 +91,8 @@ class EdgeVectorStore(EdgeCollections):
         def run() -> list[str]:
             shard = self._handle(name).shard
             records = shard.retrieve([pid for pid, _ in updates], ["content_hash"], False)
-            stored = {str(r.id): (r.payload or {}).get("content_hash") for r in records}
-            missing = [pid for pid, body in updates if pid not in stored or stored[pid] != body.get("content_hash")]
-            groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
-            for pid, body in updates:
-                if pid not in missing:
-                    common = {k: v for k, v in body.items() if k not in _SLOT_KEYS}
-                    groups.setdefault(json.dumps(common, sort_keys=True), (common, []))[1].append(pid)
-            for common, ids in groups.values():
+            missing, groups = plan_reuse(updates, {str(r.id): (r.payload or {}).get("content_hash") for r in records})
+            for common, ids in groups:
                 only = Filter(must=[HasIdCondition(set(ids)), _version(lt=version)])
                 self._apply(name, UpdateOperation.set_payload_by_filter(only, common))
             return missing

@@ -20,7 +20,7 @@ from qdrant_client import QdrantClient, models
 from rag_streams.errors import BadInput
 from rag_streams.ids import collection_alias, collection_name
 
-__all__ = ["Collection", "QdrantCollections"]
+__all__ = ["Collection", "QdrantCollections", "own_generation"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,21 @@ class Collection:
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Collection:
         return cls(**{f: body[f] for f in cls.__slots__ if f in body})
+
+    @classmethod
+    def from_meta(cls, name: str, generation: int, meta: dict[str, Any], aliased: bool) -> Collection:
+        """From the metadata a store keeps with the collection (model, dim, source)."""
+        source = meta.get("source")
+        return cls(
+            name, generation, str(meta.get("model", "")), int(meta.get("dim", 0)), source and str(source), aliased
+        )
+
+
+def own_generation(alias: str, tenant: str, collection: str) -> str:
+    """``collection`` if it is one of the tenant's generations (``{alias}__v{n}``), never another's."""
+    if not re.fullmatch(re.escape(alias) + r"__v\d+", collection):
+        raise BadInput(f"{collection!r} is not a collection of tenant {tenant!r}")
+    return collection
 
 
 class QdrantCollections:
@@ -113,16 +128,10 @@ class QdrantCollections:
         """Where a write goes: the alias, or one of the tenant's own generations (never another's)."""
         if collection is None:
             return self.alias(tenant)
-        if not re.fullmatch(re.escape(self.alias(tenant)) + r"__v\d+", collection):
-            raise BadInput(f"{collection!r} is not a collection of tenant {tenant!r}")
-        return collection
+        return own_generation(self.alias(tenant), tenant, collection)
 
     def _describe(self, name: str, generation: int, aliased: bool) -> Collection:
-        meta = self._client.get_collection(name).config.metadata or {}
-        source = meta.get("source")
-        return Collection(
-            name, generation, str(meta.get("model", "")), int(meta.get("dim", 0)), source and str(source), aliased
-        )
+        return Collection.from_meta(name, generation, self._client.get_collection(name).config.metadata or {}, aliased)
 
     async def collections(self, tenant: str) -> list[Collection]:
         """The tenant's physical collections, oldest generation first."""

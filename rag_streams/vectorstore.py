@@ -10,6 +10,7 @@ are managed by the base class, in ``qdrant_collections.py``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from qdrant_client import QdrantClient, models
 
 from rag_streams.qdrant_collections import Collection, QdrantCollections
 
-__all__ = ["Collection", "Hit", "Point", "QdrantVectorStore", "VectorStore", "complete_versions"]
+__all__ = ["Collection", "Hit", "Point", "QdrantVectorStore", "VectorStore", "complete_versions", "plan_reuse"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,26 @@ class VectorStore(Protocol):
 
 def _version_range(*, lt: int | None = None, lte: int | None = None) -> models.FieldCondition:
     return models.FieldCondition(key="version", range=models.Range(lt=lt, lte=lte))
+
+
+#: payload keys that are the same for every version of a chunk slot whose text is unchanged
+SLOT_KEYS = frozenset({"chunk_index", "text", "content_hash"})
+
+
+def plan_reuse(
+    updates: Sequence[tuple[str, dict[str, Any]]], stored: dict[str, Any]
+) -> tuple[list[str], list[tuple[dict[str, Any], list[Any]]]]:
+    """``stored``: point id -> its stored content hash. Returns the ids that cannot be reused (not
+    stored with that hash: they need an embedding), and the rest as (payload, ids) groups: the
+    points of one document share everything but their slot's own keys, which stay as stored, so
+    a document is one filtered ``set_payload`` whatever its chunk count."""
+    missing = [pid for pid, body in updates if pid not in stored or stored[pid] != body.get("content_hash")]
+    groups: dict[str, tuple[dict[str, Any], list[Any]]] = {}  # point ids
+    for pid, body in updates:
+        if pid not in missing:
+            common = {k: v for k, v in body.items() if k not in SLOT_KEYS}
+            groups.setdefault(json.dumps(common, sort_keys=True), (common, []))[1].append(pid)
+    return missing, list(groups.values())
 
 
 def complete_versions(payloads: Iterable[dict[str, Any]]) -> dict[str, int]:
@@ -139,16 +160,15 @@ class QdrantVectorStore(QdrantCollections):
                 str(p.id): (p.payload or {}).get("content_hash")
                 for p in self._client.retrieve(alias, ids, with_payload=["content_hash"], with_vectors=False)
             }
-            missing = [pid for pid, body in updates if pid not in stored or stored[pid] != body.get("content_hash")]
+            missing, groups = plan_reuse(updates, stored)
             ops: list[Any] = [
                 models.SetPayloadOperation(
                     set_payload=models.SetPayload(
-                        payload=body,
-                        filter=models.Filter(must=[models.HasIdCondition(has_id=[pid]), _version_range(lt=version)]),
+                        payload=common,
+                        filter=models.Filter(must=[models.HasIdCondition(has_id=ids), _version_range(lt=version)]),
                     )
                 )
-                for pid, body in updates
-                if pid not in missing
+                for common, ids in groups
             ]
             if ops:
                 self._client.batch_update_points(alias, ops, wait=True)
