@@ -1,11 +1,5 @@
 """The pipeline's Faust agents, one module per stage (installed as ``rag_streams.agents``).
 
-Importing any of them applies the worker's wire-format settings to the codecs first: the
-fingerprint byte order written (``RAG_AVRO_FINGERPRINT``) and the Confluent schema registry the
-raw topic's decoder may use (``RAG_SCHEMA_REGISTRY_URL``).
+Each module's ``register(pipeline)`` creates its stage's tables and its ``@app.agent`` on the
+pipeline's app; :func:`rag_streams.app.create_app` calls it for the worker's roles.
 """
-
-from rag_streams import codecs
-from rag_streams.app import settings
-
-codecs.configure(settings)

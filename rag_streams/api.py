@@ -9,14 +9,13 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rag_streams import metrics
-from rag_streams.app import app, services, settings
 from rag_streams.breaker import BreakerOpen, CircuitBreaker
 from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
@@ -28,12 +27,11 @@ from rag_streams.search import SearchRequest, parse_search, search, wait_for_ver
 from rag_streams.tables.versions import APPLIED_VERSIONS
 from rag_streams.versions import DocState
 
+if TYPE_CHECKING:
+    from rag_streams.app import Pipeline
+
 log = logging.getLogger(__name__)
-_KEYS = settings.api_key_tenants()
-_BREAKER = CircuitBreaker(
-    "vectorstore", failures_to_open=settings.breaker_failures, reset_after_s=settings.breaker_reset_s
-)
-install_json_errors(app.web)  # aiohttp's own errors (404, 405, 413, malformed HTTP) answer JSON too
+__all__ = ["Api", "ApiError", "ApiView", "register"]
 
 
 class ApiError(Exception):
@@ -42,25 +40,44 @@ class ApiError(Exception):
         self.status = status
 
 
+class Api:
+    """What the worker's HTTP views share: its pipeline (settings, services, app), the API keys
+    and the vector store's circuit breaker."""
+
+    def __init__(self, p: Pipeline) -> None:
+        self.pipeline, self.app, self.settings, self.services = p, p.app, p.settings, p.services
+        self.keys = p.settings.api_key_tenants()
+        self.breaker = CircuitBreaker(
+            "vectorstore", failures_to_open=p.settings.breaker_failures, reset_after_s=p.settings.breaker_reset_s
+        )
+
+    def check_tenant(self, request: Request, tenant: str) -> None:
+        if not TENANT_RE.fullmatch(tenant):
+            raise ApiError(400, "tenant must match [a-z0-9_-]{1,64}")
+        if not self.keys:
+            return
+        header = request.headers.get("Authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            raise ApiError(401, "missing bearer API key")
+        owner = self.keys.get(key.strip())
+        if owner is None:
+            raise ApiError(401, "unknown API key")
+        if owner != tenant:
+            raise ApiError(403, "this API key does not belong to the tenant")
+
+    def route(self, path: str, view: type[ApiView]) -> None:
+        """Serve ``view`` at ``path`` on the worker's app, bound to this API."""
+        self.app.page(path)(type(view.__name__, (view,), {"api": self}))
+
+
+class ApiView(View):
+    api: ClassVar[Api]  # set by Api.route
+
+
 def _error(view: View, status: int, message: str) -> Response:
     """SPEC §7's error body: ``{"error": code, "detail": message}``."""
     return view.bytes(error_body(status, message), status=status, content_type="application/json")
-
-
-def _check_tenant(request: Request, tenant: str) -> None:
-    if not TENANT_RE.fullmatch(tenant):
-        raise ApiError(400, "tenant must match [a-z0-9_-]{1,64}")
-    if not _KEYS:
-        return
-    header = request.headers.get("Authorization", "")
-    scheme, _, key = header.partition(" ")
-    if scheme.lower() != "bearer" or not key:
-        raise ApiError(401, "missing bearer API key")
-    owner = _KEYS.get(key.strip())
-    if owner is None:
-        raise ApiError(401, "unknown API key")
-    if owner != tenant:
-        raise ApiError(403, "this API key does not belong to the tenant")
 
 
 async def _json_body(request: Request) -> Any:
@@ -73,22 +90,22 @@ async def _json_body(request: Request) -> Any:
         raise ApiError(400, f"body is not valid JSON: {exc}") from exc
 
 
-@app.page("/v1/tenants/{tenant}/search")
-class SearchView(View):
+class SearchView(ApiView):
     @access_log(log)
     async def post(self, request: Request, tenant: str) -> Response:
         try:
-            _check_tenant(request, tenant)
+            api = self.api
+            api.check_tenant(request, tenant)
             req = parse_search(await _json_body(request))
             pending: dict[str, int] = {}
             if req.min_version:  # read-your-writes: wait (bounded) for the versions, then read uncached
                 pending = await wait_for_versions(
-                    partial(_indexed_versions, tenant), req.min_version, timeout_s=settings.min_version_wait_s
+                    partial(_indexed_versions, api, tenant), req.min_version, timeout_s=api.settings.min_version_wait_s
                 )
-            cache, key = None if req.min_version else services.cache(), answer_key(req.query, req.k, req.doc_ids)
+            cache, key = None if req.min_version else api.services.cache(), answer_key(req.query, req.k, req.doc_ids)
             if cache is not None and (hit := await cache.get(tenant, key)) is not None:
                 return _raw_answer(self, hit, cached=True)  # also while the breaker is open
-            results = await _BREAKER.call(partial(_search, tenant, req))
+            results = await api.breaker.call(partial(_search, api, tenant, req))
         except ApiError as exc:
             return _error(self, exc.status, str(exc))
         except BadInput as exc:
@@ -106,20 +123,20 @@ class SearchView(View):
         return _raw_answer(self, encoded, cached=False, pending=pending)
 
 
-async def _indexed_versions(tenant: str, wanted: Mapping[str, int]) -> dict[str, int]:
+async def _indexed_versions(api: Api, tenant: str, wanted: Mapping[str, int]) -> dict[str, int]:
     """The version indexed per document: the version the tenant's collection holds in full, or a
     delete this worker's index table applied, when it runs the index stage (a copy of a partition it
     no longer owns can be behind, never ahead; the store cannot tell a delete from a document that
     is not indexed yet)."""
     seen: dict[str, int] = {}
-    table: Any = app.tables.get(APPLIED_VERSIONS)  # registered only where the index stage runs
+    table: Any = api.app.tables.get(APPLIED_VERSIONS)  # registered only where the index stage runs
     if table is not None:
         for doc_id in wanted:
             state = DocState.from_json(table.get(doc_key(tenant, doc_id)))
             if state is not None and state.deleted:
                 seen[doc_id] = state.version
     rest = [doc_id for doc_id, version in wanted.items() if seen.get(doc_id, 0) < version]
-    store, timeout_s = services.store(), settings.search_timeout_s
+    store, timeout_s = api.services.store(), api.settings.search_timeout_s
     if not rest or not await asyncio.wait_for(store.has_tenant(tenant), timeout_s):
         return seen
     for doc_id, version in (await asyncio.wait_for(store.doc_versions(tenant, rest), timeout_s)).items():
@@ -127,15 +144,15 @@ async def _indexed_versions(tenant: str, wanted: Mapping[str, int]) -> dict[str,
     return seen
 
 
-async def _search(tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
+async def _search(api: Api, tenant: str, req: SearchRequest) -> list[dict[str, Any]]:
     """The store calls of a search (model lookup, query), each bounded by RAG_SEARCH_TIMEOUT_S."""
-    store, timeout_s = services.store(), settings.search_timeout_s
+    store, timeout_s = api.services.store(), api.settings.search_timeout_s
     current = await asyncio.wait_for(store.current_collection(tenant), timeout_s)  # uncached: model = alias's
     if current is None and req.min_version:  # waited for the tenant's first writes: none is indexed
         return []
     if current is None:
         raise ApiError(404, f"tenant {tenant!r} has no collection yet")
-    return await search(store, await services.embedder(current.source), tenant, req, timeout_s=timeout_s)
+    return await search(store, await api.services.embedder(current.source), tenant, req, timeout_s=timeout_s)
 
 
 def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
@@ -152,15 +169,14 @@ def _raw_answer(view: View, results: bytes, *, cached: bool, pending: Mapping[st
     return view.bytes(body + b"}", content_type="application/json")
 
 
-@app.page("/v1/tenants/{tenant}/points")
-class PointsView(View):
+class PointsView(ApiView):
     """Every point of a tenant (ids and payloads, no vectors): audits and tests."""
 
     @access_log(log, logging.DEBUG)  # audits and tests poll it
     async def get(self, request: Request, tenant: str) -> Response:
         try:
-            _check_tenant(request, tenant)
-            store = services.store()
+            self.api.check_tenant(request, tenant)
+            store = self.api.services.store()
             points = await store.points(tenant) if await store.has_tenant(tenant) else []
         except ApiError as exc:
             return _error(self, exc.status, str(exc))
@@ -168,15 +184,14 @@ class PointsView(View):
         return self.bytes(orjson.dumps({"points": body}), content_type="application/json")
 
 
-@app.page("/healthz")
-class HealthView(View):
+class HealthView(ApiView):
     async def get(self, request: Request) -> Response:
         return self.bytes(b'{"status":"ok"}', content_type="application/json")
 
 
-@app.page("/readyz")
-class ReadyView(View):
+class ReadyView(ApiView):
     async def get(self, request: Request) -> Response:
+        app = self.api.app
         if app.consumer is None or app.rebalancing is not False:
             why = "no Kafka consumer yet" if app.consumer is None else "a consumer-group rebalance is in progress"
             body = {"ready": False, "error": "service_unavailable", "detail": f"not ready: {why}"}
@@ -184,8 +199,7 @@ class ReadyView(View):
         return self.bytes(b'{"ready":true}', content_type="application/json")
 
 
-@app.page("/openapi.json")
-class OpenApiView(View):
+class OpenApiView(ApiView):
     """The OpenAPI 3 document of this API (rag_streams/openapi.py)."""
 
     async def get(self, request: Request) -> Response:
@@ -195,7 +209,19 @@ class OpenApiView(View):
 _OPENAPI_JSON = orjson.dumps(OPENAPI)
 
 
-@app.page("/metrics")
-class MetricsView(View):
+class MetricsView(ApiView):
     async def get(self, request: Request) -> Response:
         return self.bytes(generate_latest(metrics.REGISTRY), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+
+def register(p: Pipeline) -> Api:
+    """Search, points, health, readiness, metrics and the OpenAPI document on ``p``'s app."""
+    api = Api(p)
+    install_json_errors(p.app.web)  # aiohttp's own errors (404, 405, 413, malformed HTTP) answer JSON too
+    api.route("/v1/tenants/{tenant}/search", SearchView)
+    api.route("/v1/tenants/{tenant}/points", PointsView)
+    api.route("/healthz", HealthView)
+    api.route("/readyz", ReadyView)
+    api.route("/openapi.json", OpenApiView)
+    api.route("/metrics", MetricsView)
+    return api

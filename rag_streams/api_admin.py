@@ -19,8 +19,7 @@ from typing import Any
 import orjson
 from faust.web import Request, Response, View
 
-from rag_streams.api import ApiError, _check_tenant, _error, _json_body
-from rag_streams.app import app, services
+from rag_streams.api import Api, ApiError, ApiView, _error, _json_body
 from rag_streams.errors import BadInput
 from rag_streams.records import MAX_VERSION, check_doc_id
 from rag_streams.vectorstore import Point
@@ -67,9 +66,9 @@ def _ok(view: View, body: Any, status: int = 200) -> Response:
     return view.bytes(orjson.dumps(body), status=status, content_type="application/json")
 
 
-async def _handle(view: View, request: Request, tenant: str, action: Any) -> Response:
+async def _handle(view: ApiView, request: Request, tenant: str, action: Any) -> Response:
     try:
-        _check_tenant(request, tenant)
+        view.api.check_tenant(request, tenant)
         return _ok(view, await action())
     except ApiError as exc:
         return _error(view, exc.status, str(exc))
@@ -77,11 +76,10 @@ async def _handle(view: View, request: Request, tenant: str, action: Any) -> Res
         return _error(view, 400, str(exc))
 
 
-@app.page("/v1/tenants/{tenant}/collections")
-class CollectionsView(View):
+class CollectionsView(ApiView):
     async def get(self, request: Request, tenant: str) -> Response:
         async def run() -> Any:
-            return {"collections": [c.to_json() for c in await services.store().collections(tenant)]}
+            return {"collections": [c.to_json() for c in await self.api.services.store().collections(tenant)]}
 
         return await _handle(self, request, tenant, run)
 
@@ -91,7 +89,7 @@ class CollectionsView(View):
             model, source = body.get("model"), body.get("source")
             if not isinstance(model, str) or not (source is None or isinstance(source, str)):
                 raise BadInput("'model' must be a string and 'source' a string or null")
-            created = await services.store().create_generation(
+            created = await self.api.services.store().create_generation(
                 tenant,
                 _int(body, "generation", high=MAX_GENERATION),
                 _int(body, "dim", low=1, high=MAX_DIM),
@@ -103,24 +101,22 @@ class CollectionsView(View):
         return await _handle(self, request, tenant, run)
 
 
-@app.page("/v1/tenants/{tenant}/collections/{name}")
-class CollectionView(View):
+class CollectionView(ApiView):
     async def delete(self, request: Request, tenant: str, name: str) -> Response:
         async def run() -> Any:
-            await services.store().drop_collection(tenant, name)
+            await self.api.services.store().drop_collection(tenant, name)
             return {"dropped": name}
 
         return await _handle(self, request, tenant, run)
 
 
-@app.page("/v1/tenants/{tenant}/collections/{name}/points")
-class CollectionPointsView(View):
+class CollectionPointsView(ApiView):
     async def put(self, request: Request, tenant: str, name: str) -> Response:
         async def run() -> Any:
             body = _object(await _json_body(request))
             points = _points(body)
             same = body.get("same_version", False) is True
-            await services.store().upsert(
+            await self.api.services.store().upsert(
                 tenant, points, version=_int(body, "version"), same_version=same, collection=name
             )
             return {"upserted": len(points)}
@@ -128,16 +124,17 @@ class CollectionPointsView(View):
         return await _handle(self, request, tenant, run)
 
 
-@app.page("/v1/tenants/{tenant}/collections/{name}/delete")
-class CollectionDeleteView(View):
+class CollectionDeleteView(ApiView):
     async def post(self, request: Request, tenant: str, name: str) -> Response:
         async def run() -> Any:
             body = _object(await _json_body(request))
             doc_id = check_doc_id(body.get("doc_id"))
             if body.get("trim_version") is not None:  # older versions than the newest stored
-                await services.store().trim_doc(tenant, doc_id, version=_int(body, "trim_version"), collection=name)
+                await self.api.services.store().trim_doc(
+                    tenant, doc_id, version=_int(body, "trim_version"), collection=name
+                )
                 return {"trimmed": doc_id}
-            await services.store().delete_doc(
+            await self.api.services.store().delete_doc(
                 tenant,
                 doc_id,
                 below_version=_int(body, "below_version", optional=True),
@@ -149,14 +146,22 @@ class CollectionDeleteView(View):
         return await _handle(self, request, tenant, run)
 
 
-@app.page("/v1/tenants/{tenant}/alias")
-class AliasView(View):
+class AliasView(ApiView):
     async def put(self, request: Request, tenant: str) -> Response:
         async def run() -> Any:
             name = _object(await _json_body(request)).get("collection")
             if not isinstance(name, str):
                 raise BadInput("'collection' must be a string")
-            await services.store().flip_alias(tenant, name)
+            await self.api.services.store().flip_alias(tenant, name)
             return {"tenant": tenant, "collection": name}
 
         return await _handle(self, request, tenant, run)
+
+
+def register(api: Api) -> None:
+    """The collection admin endpoints on the API's app (the index worker: it holds the store)."""
+    api.route("/v1/tenants/{tenant}/collections", CollectionsView)
+    api.route("/v1/tenants/{tenant}/collections/{name}", CollectionView)
+    api.route("/v1/tenants/{tenant}/collections/{name}/points", CollectionPointsView)
+    api.route("/v1/tenants/{tenant}/collections/{name}/delete", CollectionDeleteView)
+    api.route("/v1/tenants/{tenant}/alias", AliasView)

@@ -12,54 +12,64 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import orjson
 from aiokafka.errors import KafkaError
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
-from rag_streams.api import ApiError, _check_tenant, _error, _json_body
+from rag_streams.api import Api, ApiError, ApiView, _error, _json_body
 from rag_streams.api_inputs import query_version, upsert_fields
-from rag_streams.app import app, settings
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.logs import access_log
 from rag_streams.producer import DocumentProducer
 from rag_streams.records import check_doc_id
+from rag_streams.settings import Settings
 
 log = logging.getLogger(__name__)
-_producer: DocumentProducer | None = None
-_starting = asyncio.Lock()
+__all__ = ["Documents", "register"]
 
 
-async def _documents() -> DocumentProducer:
-    """The process's producer to the raw topic, started on first use."""
-    global _producer
-    async with _starting:
-        if _producer is None:
-            producer = DocumentProducer(settings)
-            await producer.start()
-            _producer = producer
-    return _producer
+class Documents:
+    """The worker's producer to the raw topic, started on first use, stopped with the worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: DocumentProducer | None = None
+        self._starting = asyncio.Lock()
+
+    async def producer(self) -> DocumentProducer:
+        async with self._starting:
+            if self._producer is None:
+                producer = DocumentProducer(self.settings)
+                await producer.start()
+                self._producer = producer
+        return self._producer
+
+    async def close(self, sender: Any = None, *args: Any, **kwargs: Any) -> None:
+        """Stop the producer when the worker stops (else: "Unclosed AIOKafkaProducer" at exit)."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
 
 
-async def _close_documents(sender: Any, *args: Any, **kwargs: Any) -> None:
-    """Stop the producer when the worker stops (else: "Unclosed AIOKafkaProducer" at exit)."""
-    global _producer
-    producer, _producer = _producer, None
-    if producer is not None:
-        await producer.stop()
+def register(api: Api) -> Documents:
+    """``PUT``/``DELETE /v1/tenants/{t}/documents/{doc_id}`` on the API's app."""
+    documents = Documents(api.settings)
+    api.app.on_before_shutdown.connect(cast(Any, documents.close))  # cast: see lag_export
+    view = type("DocumentView", (DocumentView,), {"documents": documents})
+    api.route("/v1/tenants/{tenant}/documents/{doc_id}", view)
+    return documents
 
 
-app.on_before_shutdown.connect(cast(Any, _close_documents))  # cast: see lag_export
+class DocumentView(ApiView):
+    documents: ClassVar[Documents]
 
-
-@app.page("/v1/tenants/{tenant}/documents/{doc_id}")
-class DocumentView(View):
     @access_log(log)
     async def put(self, request: Request, tenant: str, doc_id: str) -> Response:
         async def publish() -> int:
             text, version, metadata = upsert_fields(await _json_body(request))
-            return await (await _documents()).upsert(tenant, doc_id, text, version, metadata)
+            return await (await self.documents.producer()).upsert(tenant, doc_id, text, version, metadata)
 
         return await self._published(request, tenant, doc_id, "upsert", publish)
 
@@ -67,13 +77,13 @@ class DocumentView(View):
     async def delete(self, request: Request, tenant: str, doc_id: str) -> Response:
         async def publish() -> int:
             version = query_version(request.query.get("version"))
-            return await (await _documents()).delete(tenant, doc_id, version)
+            return await (await self.documents.producer()).delete(tenant, doc_id, version)
 
         return await self._published(request, tenant, doc_id, "delete", publish)
 
     async def _published(self, request: Request, tenant: str, doc_id: str, op: str, publish: Any) -> Response:
         try:
-            _check_tenant(request, tenant)
+            self.api.check_tenant(request, tenant)
             check_doc_id(doc_id)
             version = await publish()
         except ApiError as exc:

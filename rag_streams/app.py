@@ -1,16 +1,21 @@
-"""The Faust application: settings, topics in flow order, and the services agents use.
+"""The Faust application, built by :func:`create_app` from one :class:`Settings`.
 
-Agents live in ``agents/`` (installed as ``rag_streams.agents``), one module per stage;
-tables in ``tables/``. Importing an agent module registers it, so a worker runs only the
-stages of its roles.
+Nothing happens at import: the CLI (or a test) parses the settings and calls ``create_app``, which
+installs the Faust work-arounds, builds the App and its topics, and registers the agents and
+tables of the worker's roles (the stage graph: :mod:`rag_streams.stages`) and the HTTP API.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 
+from rag_streams import codecs
 from rag_streams.diagnostics import log_stall_view
 from rag_streams.faust_commit_gate import install_commit_gate
 from rag_streams.faust_commits import install_committed_offsets_forgotten
@@ -20,85 +25,152 @@ from rag_streams.faust_compat import (
     install_ordered_stream_resume,
     install_source_transactions,
     install_stage_transactional_ids,
+    transaction_group,
 )
 from rag_streams.faust_fetch import install_fetch_generation_guard
 from rag_streams.faust_livelock import install_livelock_check_guard
 from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch
 from rag_streams.services import Services
-from rag_streams.settings import load_settings
+from rag_streams.settings import Settings
+from rag_streams.stage_runtime import StageRuntime
+from rag_streams.stages import ROLES, stage
 from rag_streams.topics import TopicNames, max_message_bytes
 
+__all__ = ["Pipeline", "create_app", "install_workarounds"]
 log = logging.getLogger(__name__)
-settings = load_settings()
-install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
-install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
-install_commit_on_revoke()  # no transaction stays open through a rebalance
-install_buffer_drain_before_commit()  # table changelog records commit with their events
-install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
-install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
-install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
-install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
-install_committed_offsets_forgotten()  # no partition skips a commit over a stale gap (see faust_commits)
-install_livelock_check_guard()  # the 0.25 s livelock check must not crash on a partition being reset
-install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
-names = TopicNames.for_prefix(settings.topic_prefix)
-
-app = faust.App(
-    settings.app_id,
-    broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
-    processing_guarantee=settings.processing_guarantee,
-    store=settings.faust_store,
-    datadir=str(settings.data_dir / "faust"),
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=settings.topic_replication,
-    topic_allow_declare=True,
-    consumer_auto_offset_reset="earliest",
-    broker_session_timeout=settings.session_timeout_s,
-    consumer_group_instance_id=settings.group_instance_id,  # static membership (KIP-345) when set
-    broker_commit_interval=settings.commit_interval_s,
-    broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-    producer_acks=-1,
-    producer_max_request_size=max_message_bytes(settings),
-    web_bind=settings.web_host,
-    web_port=settings.web_port,
-    web_host=settings.web_host,
-    web_router_enabled=False,  # Faust's /router and /table pages: unused here, unauthenticated (table
-    web_tables_enabled=False,  # data of every tenant), and outside the API's contract (GET /openapi.json)
-    autodiscover=False,
-    table_cleanup_interval=30.0,
-    # No standby replicas: each worker registers only its roles' tables (tables/versions.py), and
-    # Faust's group leader puts standby partitions into the Kafka assignment only for tables it
-    # knows itself, so a member whose standbys the leader dropped fails Faust's own assignment
-    # check (AssertionError in PartitionAssignor.on_assignment) and never joins. Tables restore
-    # from their compacted changelogs when partitions move.
-    table_standby_replicas=0,
-)
 
 
-def _topic(name: str) -> faust.TopicT:
-    # Raw bytes in and out: agents decode themselves so bad input can be dead-lettered.
-    return app.topic(name, key_serializer="raw", value_serializer="raw", partitions=settings.topic_partitions)
+def install_workarounds() -> None:
+    """The Faust work-arounds, process-wide, in the one order that works (each is idempotent)."""
+    install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
+    install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
+    install_commit_on_revoke()  # no transaction stays open through a rebalance
+    install_buffer_drain_before_commit()  # table changelog records commit with their events
+    install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
+    install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
+    install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
+    install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
+    install_committed_offsets_forgotten()  # no partition skips a commit over a stale gap (see faust_commits)
+    install_livelock_check_guard()  # the 0.25 s livelock check must not crash on a partition being reset
+    install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
 
 
-# Topics, in flow order.
-raw_topic = _topic(names.raw)
-latest_topic = _topic(names.latest)
-chunks_topic = _topic(names.chunks)
-embeddings_topic = _topic(names.embeddings)
-deadletter_topic = _topic(names.deadletter)
+@dataclass
+class Pipeline:
+    """One worker's app: its settings, the Faust App, the topics, the services, and what its roles
+    registered (tables by name, agents by role)."""
 
-services = Services(settings)
+    settings: Settings
+    app: faust.App
+    names: TopicNames
+    services: Services
+    roles: tuple[str, ...]
+    topics: dict[str, Any] = field(default_factory=dict)  #: by TopicNames field: raw, latest, ...
+    tables: dict[str, Any] = field(default_factory=dict)
+    agents: dict[str, Any] = field(default_factory=dict)
+
+    def topic(self, name: str) -> Any:
+        """The topic of a TopicNames field (``raw``, ``latest``, ``chunks``, ``embeddings``, ``deadletter``)."""
+        return self.topics[name]
+
+    def runtime(self, role: str) -> StageRuntime:
+        return StageRuntime(role, self.app, self.settings, self.topics["deadletter"])
+
+    def version_table(self, name: str, description: str, *, written_from: str) -> Any:
+        """A version table (no default), co-partitioned with the topic ``written_from`` whose events
+        write it; its changelog records commit in that source partition's transaction (work-around 7)."""
+        if name not in self.tables:
+            table = self.app.Table(name, default=None, partitions=self.settings.topic_partitions, help=description)
+            for source in self.topic(written_from).topics:
+                transaction_group(table.changelog_topic.get_topic_name(), source)
+            self.tables[name] = table
+        return self.tables[name]
 
 
-@app.task
-async def check_processing_guarantee() -> None:
-    """Refuse to run exactly_once without transactions (Faust falls back silently if misconfigured)."""
-    wanted = settings.processing_guarantee == "exactly_once"
-    actual = bool(app.consumer.in_transaction)
-    log.info("processing guarantee %s: Kafka transactions %s", settings.processing_guarantee, "on" if actual else "off")
-    if wanted != actual:
-        await app.crash(RuntimeError(f"processing guarantee {settings.processing_guarantee} but transactions={actual}"))
+def create_app(
+    settings: Settings,
+    *,
+    roles: Iterable[str] = ROLES,
+    http: bool = True,
+    services: Services | None = None,
+) -> Pipeline:
+    """Build the worker's Faust app with the agents and tables of ``roles`` (none: the API alone)
+    and, with ``http``, the HTTP API. Installs the Faust work-arounds (process-wide, once)."""
+    install_workarounds()
+    codecs.configure(settings)  # the Avro fingerprint order written, the raw topic's schema registry
+    roles = tuple(roles)
+    p = Pipeline(
+        settings=settings,
+        app=_faust_app(settings),
+        names=TopicNames.for_prefix(settings.topic_prefix),
+        services=services or Services(settings),
+        roles=roles,
+    )
+    for name in ("raw", "latest", "chunks", "embeddings", "deadletter"):
+        # raw bytes in and out: agents decode themselves so bad input can be dead-lettered
+        p.topics[name] = p.app.topic(
+            getattr(p.names, name),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.topic_partitions,
+        )
+    p.app.task(_check_processing_guarantee(p))
+    if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)
+        p.app.timer(10.0)(log_stall_view(p.app))
+    for role in roles:
+        p.agents[role] = importlib.import_module(stage(role).agent).register(p)
+    if http:
+        from rag_streams import api, api_admin, api_documents, lag_export
+
+        http_api = api.register(p)  # search, points, health, readiness, metrics, OpenAPI
+        api_documents.register(http_api)  # publishing documents over HTTP
+        if "index" in roles or not roles:  # the process that holds the store: collection admin for reindex
+            api_admin.register(http_api)
+        lag_export.register(p)  # the group leader exports consumer lag
+    return p
 
 
-if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)
-    app.timer(10.0)(log_stall_view(app))
+def _faust_app(settings: Settings) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
+        processing_guarantee=settings.processing_guarantee,
+        store=settings.faust_store,
+        datadir=str(settings.data_dir / "faust"),
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        topic_allow_declare=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        consumer_group_instance_id=settings.group_instance_id,  # static membership (KIP-345) when set
+        broker_commit_interval=settings.commit_interval_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
+        producer_acks=-1,
+        producer_max_request_size=max_message_bytes(settings),
+        web_bind=settings.web_host,
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        web_router_enabled=False,  # Faust's /router and /table pages: unused here, unauthenticated (table
+        web_tables_enabled=False,  # data of every tenant), and outside the API's contract (GET /openapi.json)
+        autodiscover=False,
+        table_cleanup_interval=30.0,
+        # No standby replicas: each worker registers only its roles' tables, and Faust's group leader
+        # puts standby partitions into the Kafka assignment only for tables it knows itself, so a
+        # member whose standbys the leader dropped fails Faust's own assignment check
+        # (AssertionError in PartitionAssignor.on_assignment) and never joins. Tables restore from
+        # their compacted changelogs when partitions move.
+        table_standby_replicas=0,
+    )
+
+
+def _check_processing_guarantee(p: Pipeline) -> Any:
+    async def check_processing_guarantee() -> None:
+        """Refuse to run exactly_once without transactions (Faust falls back silently if misconfigured)."""
+        wanted = p.settings.processing_guarantee == "exactly_once"
+        actual = bool(p.app.consumer.in_transaction)
+        guarantee = p.settings.processing_guarantee
+        log.info("processing guarantee %s: Kafka transactions %s", guarantee, "on" if actual else "off")
+        if wanted != actual:
+            await p.app.crash(RuntimeError(f"processing guarantee {guarantee} but transactions={actual}"))
+
+    return check_processing_guarantee

@@ -15,14 +15,9 @@ from typing import Any
 
 from rag_streams.errors import CliError
 from rag_streams.settings import Settings, SettingsError, load_settings
+from rag_streams.stages import ROLES
 
 log = logging.getLogger(__name__)
-ROLES = ("chunk", "embed", "index")
-ROLE_MODULES = {
-    "chunk": "rag_streams.agents.chunk_documents",
-    "embed": "rag_streams.agents.embed_chunks",
-    "index": "rag_streams.agents.index_embeddings",
-}
 
 
 KAFKA_HELP = """\
@@ -201,7 +196,7 @@ def _roles(text: str) -> list[str]:
 
 def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
-    from rag_streams.app import app, services
+    from rag_streams.app import create_app
     from rag_streams.faust_compat import discard_local_tables
     from rag_streams.logs import configure_logging
 
@@ -211,13 +206,8 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
         # importing sentence-transformers (torch) takes ~5 s here: overlap it with joining the group
         # and restoring the tables, instead of paying it on the first document after a restart
         threading.Thread(target=importlib.import_module, args=("sentence_transformers",), daemon=True).start()
-    for role in roles:
-        importlib.import_module(ROLE_MODULES[role])
-    importlib.import_module("rag_streams.api")  # health, readiness and metrics on every worker
-    importlib.import_module("rag_streams.api_documents")  # publishing documents over HTTP
-    importlib.import_module("rag_streams.lag_export")  # the group leader exports consumer lag
-    if "index" in roles or not roles:  # the process that holds the store: collection admin for reindex
-        importlib.import_module("rag_streams.api_admin")
+    pipeline = create_app(settings, roles=roles)  # the agents of `roles`, the HTTP API on every worker
+    app, services = pipeline.app, pipeline.services
     # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
     services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
     if services.owns_store and not (settings.qdrant_url or settings.vector_store):

@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 from rag_streams import metrics
-from rag_streams.app import deadletter_topic
 from rag_streams.codecs import DEADLETTER
 from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import TENANT_RE, DeadLetter
@@ -22,7 +21,7 @@ def tenant_of(key: bytes | None) -> str | None:
     return tenant if TENANT_RE.fullmatch(tenant) else None
 
 
-async def dead_letter(event: Any, exc: BaseException, *, stage: str) -> None:
+async def dead_letter(event: Any, exc: BaseException, *, stage: str, topic: Any) -> None:
     """Publish the event's original key and value bytes with the error; same partition, same transaction."""
     msg = event.message
     record = DeadLetter(
@@ -37,7 +36,7 @@ async def dead_letter(event: Any, exc: BaseException, *, stage: str) -> None:
         time=int(time.time() * 1000),
     )
     async with emitting_for(event):  # never called inside another unit: a waiting commit would deadlock
-        await deadletter_topic.send(key=msg.key, value=DEADLETTER.encode(record), partition=msg.partition)
+        await topic.send(key=msg.key, value=DEADLETTER.encode(record), partition=msg.partition)
     metrics.deadletter_total.labels(stage, record.error_class).inc()
     log.warning(
         "dead-lettered %s[%d]@%d: %s: %s",

@@ -23,6 +23,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from aiokafka.errors import KafkaError
 
 from rag_streams.settings import Settings
+from rag_streams.stages import GRAPH
 from rag_streams.topics import TopicNames
 
 __all__ = ["LagReader", "LagReport", "PartitionLag", "Snapshot", "StageLag", "advise_replicas", "build_report"]
@@ -36,7 +37,7 @@ PROBE_MAX_OFFSETS = 1000
 def pipeline_stages(settings: Settings) -> list[tuple[str, str]]:
     """(stage, topic it consumes), in flow order."""
     names = TopicNames.for_prefix(settings.topic_prefix)
-    return [("chunk", names.raw), ("embed", names.chunks), ("index", names.embeddings)]
+    return [(spec.role, getattr(names, spec.input)) for spec in GRAPH]
 
 
 @dataclass(frozen=True)

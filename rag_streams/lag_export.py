@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from aiokafka.errors import KafkaError
 
 from rag_streams import metrics
-from rag_streams.app import app, settings
 from rag_streams.lag import LagReader, LagReport, Snapshot, build_report, pipeline_stages
+from rag_streams.settings import Settings
 
-__all__ = ["export_report", "export_tick"]
+if TYPE_CHECKING:
+    from rag_streams.app import Pipeline
+
+__all__ = ["LagExporter", "export_report", "register"]
 log = logging.getLogger(__name__)
-_STAGES = pipeline_stages(settings)
-
-
-class _State:
-    reader: LagReader | None = None
-    previous: Snapshot | None = None
 
 
 def export_report(report: LagReport) -> None:
@@ -39,48 +36,55 @@ def export_report(report: LagReport) -> None:
         metrics.drain_time_seconds.labels(report.group).set(math.inf if drain is None else drain)
 
 
-async def _read() -> LagReport:
-    if _State.reader is None:
-        reader = LagReader(settings)
-        await reader.start()
-        _State.reader = reader
-    snapshot = await _State.reader.snapshot(settings.app_id, [topic for _, topic in _STAGES])
-    report = build_report(settings.app_id, _STAGES, snapshot, _State.previous)
-    _State.previous = snapshot
-    return report
+class LagExporter:
+    """The gauges of one worker's app, read every RAG_LAG_INTERVAL_S by its timer."""
 
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app, self.settings = app, settings
+        self.stages = pipeline_stages(settings)
+        self.reader: LagReader | None = None
+        self.previous: Snapshot | None = None
 
-async def _reset() -> None:
-    reader, _State.reader, _State.previous = _State.reader, None, None
-    if reader is not None:
+    async def read(self) -> LagReport:
+        if self.reader is None:
+            reader = LagReader(self.settings)
+            await reader.start()
+            self.reader = reader
+        snapshot = await self.reader.snapshot(self.settings.app_id, [topic for _, topic in self.stages])
+        report = build_report(self.settings.app_id, self.stages, snapshot, self.previous)
+        self.previous = snapshot
+        return report
+
+    async def reset(self, sender: Any = None, *args: Any, **kwargs: Any) -> None:
+        reader, self.reader, self.previous = self.reader, None, None
+        if reader is not None:
+            try:
+                await reader.stop()
+            except (KafkaError, OSError) as exc:
+                log.debug("lag reader stop: %s", exc)
+
+    async def tick(self) -> None:
+        """One reading: the leader sets the gauges, any other worker clears them. Never raises."""
+        if not self.app.is_leader():
+            metrics.kafka_consumer_lag.clear()
+            metrics.drain_time_seconds.clear()
+            self.previous = None
+            return
         try:
-            await reader.stop()
-        except (KafkaError, OSError) as exc:
-            log.debug("lag reader stop: %s", exc)
+            export_report(await self.read())
+        except (KafkaError, OSError, TimeoutError) as exc:
+            log.warning("reading consumer lag failed: %s: %s", type(exc).__name__, exc, extra={"stage": "lag"})
+            await self.reset()
+        except Exception:  # a bug here must not stop the worker: log it, start afresh next time
+            log.exception("reading consumer lag failed", extra={"stage": "lag"})
+            await self.reset()
 
 
-async def export_tick() -> None:
-    """One reading: the leader sets the gauges, any other worker clears them. Never raises."""
-    if not app.is_leader():
-        metrics.kafka_consumer_lag.clear()
-        metrics.drain_time_seconds.clear()
-        _State.previous = None
-        return
-    try:
-        export_report(await _read())
-    except (KafkaError, OSError, TimeoutError) as exc:
-        log.warning("reading consumer lag failed: %s: %s", type(exc).__name__, exc, extra={"stage": "lag"})
-        await _reset()
-    except Exception:  # a bug here must not stop the worker: log it, start afresh next time
-        log.exception("reading consumer lag failed", extra={"stage": "lag"})
-        await _reset()
-
-
-async def _close_reader(sender: Any, *args: Any, **kwargs: Any) -> None:
-    await _reset()
-
-
-if settings.lag_interval_s > 0:
-    app.timer(settings.lag_interval_s, name="export_lag")(export_tick)
-    # cast: mode's handler type names its `signal` argument by a string mypy cannot resolve
-    app.on_before_shutdown.connect(cast(Any, _close_reader))
+def register(p: Pipeline) -> LagExporter:
+    """The lag exporter's timer on ``p``'s app (none when RAG_LAG_INTERVAL_S is 0)."""
+    exporter = LagExporter(p.app, p.settings)
+    if p.settings.lag_interval_s > 0:
+        p.app.timer(p.settings.lag_interval_s, name="export_lag")(exporter.tick)
+        # cast: mode's handler type names its `signal` argument by a string mypy cannot resolve
+        p.app.on_before_shutdown.connect(cast(Any, exporter.reset))
+    return exporter

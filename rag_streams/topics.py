@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from rag_streams.settings import Settings
+from rag_streams.stages import topics_in_flow_order
 
 __all__ = ["TopicNames", "TopicSpec", "missing_topics", "topic_specs"]
 
@@ -43,13 +44,12 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     n, rf = settings.topic_partitions, settings.topic_replication
     size = {"max.message.bytes": str(max_message_bytes(settings))}
     delete = {"cleanup.policy": "delete", **size}
-    return [
-        TopicSpec(names.raw, n, rf, {**delete, "retention.ms": str(settings.raw_retention_ms)}),
-        TopicSpec(names.latest, n, rf, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", **size}),
-        TopicSpec(names.chunks, n, rf, delete),
-        TopicSpec(names.embeddings, n, rf, delete),
-        TopicSpec(names.deadletter, n, rf, {**delete, "retention.ms": str(30 * 24 * 3600 * 1000)}),
-    ]
+    config = {
+        "raw": {**delete, "retention.ms": str(settings.raw_retention_ms)},
+        "latest": {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", **size},
+        "deadletter": {**delete, "retention.ms": str(30 * 24 * 3600 * 1000)},
+    }
+    return [TopicSpec(getattr(names, t), n, rf, config.get(t, delete)) for t in topics_in_flow_order()]
 
 
 def max_message_bytes(settings: Settings) -> int:

@@ -1,0 +1,1 @@
+"""Version tables of the pipeline stages (installed as ``rag_streams.tables``)."""

@@ -14,8 +14,13 @@ from unittest.mock import AsyncMock, Mock
 
 import pytest
 
-# The Faust app reads its settings when first imported: in-memory tables, small chunks. The
-# variables are removed again right after, so they never reach other tests' worker processes.
+from rag_streams.app import create_app
+from rag_streams.cache import MemoryAnswerCache
+from rag_streams.embedding import HashingEmbedder
+from rag_streams.settings import load_settings
+from rag_streams.vectorstore import QdrantVectorStore
+
+# The agents' app: in-memory tables, small chunks, every stage, no HTTP API.
 _AGENT_ENV = {
     "RAG_TABLE_STORE": "memory://",
     "RAG_PROCESSING_GUARANTEE": "at_least_once",
@@ -25,22 +30,12 @@ _AGENT_ENV = {
     "RAG_EMBED_BATCH": "8",
     "RAG_EMBED_WINDOW_S": "0.1",
 }
-_saved = {k: os.environ.get(k) for k in _AGENT_ENV}
-os.environ.update(_AGENT_ENV)
-
-from rag_streams.app import chunks_topic, deadletter_topic, embeddings_topic, latest_topic, services  # noqa: E402
-from rag_streams.cache import MemoryAnswerCache  # noqa: E402
-from rag_streams.embedding import HashingEmbedder  # noqa: E402
-from rag_streams.tables.accepted_versions import accepted_versions  # noqa: E402
-from rag_streams.tables.applied_versions import applied_versions, chunk_slots  # noqa: E402
-from rag_streams.tables.embedded_versions import embedded_docs, embedded_slots  # noqa: E402
-from rag_streams.vectorstore import QdrantVectorStore  # noqa: E402
-
-for _k, _v in _saved.items():
-    if _v is None:
-        os.environ.pop(_k, None)
-    else:
-        os.environ[_k] = _v
+settings = load_settings({**os.environ, **_AGENT_ENV}, dotenv=None)
+pipeline = create_app(settings, http=False)
+app, services, names = pipeline.app, pipeline.services, pipeline.names
+chunk_documents, embed_chunks, index_embeddings = (pipeline.agents[r] for r in ("chunk", "embed", "index"))
+TABLES = ("accepted-versions", "applied-versions", "chunk-slots", "embedded-slots", "embedded-docs")
+accepted_versions, applied_versions, chunk_slots, embedded_slots, embedded_docs = (pipeline.tables[t] for t in TABLES)
 
 
 class Sent:
@@ -56,7 +51,7 @@ class Sent:
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
     record = Sent()
-    for topic in (latest_topic, chunks_topic, embeddings_topic, deadletter_topic):
+    for topic in (pipeline.topic(t) for t in ("latest", "chunks", "embeddings", "deadletter")):
         name = topic.get_topic_name()
 
         async def send(_name: str = name, **kwargs: Any) -> None:

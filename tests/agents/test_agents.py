@@ -8,17 +8,12 @@ from typing import Any
 import numpy as np
 
 from rag_streams import metrics
-from rag_streams.agents.chunk_documents import chunk_documents
-from rag_streams.agents.embed_chunks import embed_chunks
-from rag_streams.agents.index_embeddings import index_embeddings
-from rag_streams.app import names, services
 from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
 from rag_streams.embedding import HashingEmbedder, from_bytes, to_bytes
 from rag_streams.records import DELETE, EmbeddingUpsert, RawDocument
-from rag_streams.tables.accepted_versions import accepted_versions
 
-from conftest import settle
+from conftest import accepted_versions, chunk_documents, embed_chunks, index_embeddings, names, services, settle
 
 TEXT = " ".join(f"word{i}" for i in range(60))
 
@@ -98,7 +93,7 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
 
 def test_the_app_commits_at_the_configured_interval() -> None:
     """Each transactional hop waits for a commit: RAG_COMMIT_INTERVAL_S reaches Faust."""
-    from rag_streams.app import app, settings
+    from conftest import app, settings
 
     assert app.conf.broker_commit_interval == settings.commit_interval_s == 0.1
 

@@ -9,8 +9,9 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from rag_streams import lag_export, metrics
-from rag_streams.app import app
 from rag_streams.lag import Snapshot, build_report
+
+from conftest import app, settings
 
 STAGES = [("chunk", "raw"), ("embed", "chunks")]
 
@@ -58,10 +59,11 @@ async def test_a_failed_reading_is_logged_never_raised(
     async def failing() -> None:
         raise error
 
+    exporter = lag_export.LagExporter(app, settings)
     monkeypatch.setattr(app, "is_leader", lambda: True)
-    monkeypatch.setattr(lag_export, "_read", failing)
+    monkeypatch.setattr(exporter, "read", failing)
     with caplog.at_level(logging.WARNING, logger=lag_export.__name__):
-        await lag_export.export_tick()
+        await exporter.tick()
     (rec,) = [r for r in caplog.records if r.name == lag_export.__name__]
     assert rec.levelno == level and "reading consumer lag failed" in rec.getMessage()
     assert rec.stage == "lag"  # type: ignore[attr-defined]
@@ -71,5 +73,5 @@ async def test_only_the_leader_exports(monkeypatch: pytest.MonkeyPatch) -> None:
     metrics.kafka_consumer_lag.labels("g", "raw", "0").set(5)
     metrics.drain_time_seconds.labels("g").set(1)
     monkeypatch.setattr(app, "is_leader", lambda: False)
-    await lag_export.export_tick()
+    await lag_export.LagExporter(app, settings).tick()
     assert lag_sample("raw", 0) is None and drain_sample() is None

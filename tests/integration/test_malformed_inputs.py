@@ -103,7 +103,7 @@ CLASSES: dict[str, Callable[[random.Random], Msg]] = {
 
 
 def rejected(value: bytes | None, key: bytes | None) -> bool:
-    """What the chunk stage does (agents/chunk_documents._process): True when it raises BadInput."""
+    """What the chunk stage does (agents/chunk_documents: register.handle): True when it raises BadInput."""
     if value is None:  # a tombstone deletes the accepted version of tenant/doc_id: its key is checked
         try:
             parse_key(key)

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,9 +68,16 @@ def test_cli_turns_progress_bars_off_when_stderr_is_not_a_terminal(tmp_path: Pat
     assert "hub bars off: True" in proc.stdout
 
 
-def test_faust_worker_writes_no_spinner_escape_codes() -> None:
-    from rag_streams.app import app, settings
+def _pipeline(tmp_path: Path) -> Any:
+    from rag_streams.app import create_app
+    from rag_streams.settings import load_settings
 
+    return create_app(load_settings({"RAG_DATA_DIR": str(tmp_path)}, dotenv=None))
+
+
+def test_faust_worker_writes_no_spinner_escape_codes(tmp_path: Path) -> None:
+    pipeline = _pipeline(tmp_path)
+    app, settings = pipeline.app, pipeline.settings
     out = io.StringIO()  # a log file or pipe, not a terminal
     worker = faust_worker(app, settings)
     worker.stdout = worker.stderr = out  # mode binds sys.stdout as a default argument: set it here
@@ -80,16 +88,17 @@ def test_faust_worker_writes_no_spinner_escape_codes() -> None:
     assert "\x1b" not in out.getvalue() and "\b" not in out.getvalue()
 
 
-async def test_document_producer_is_stopped_with_the_worker() -> None:
-    from rag_streams import api_documents
-    from rag_streams.app import app
+async def test_document_producer_is_stopped_with_the_worker(tmp_path: Path) -> None:
+    from rag_streams import api, api_documents
     from rag_streams.producer import DocumentProducer
 
-    producer = DocumentProducer(api_documents.settings)
-    api_documents._producer = producer
+    pipeline = _pipeline(tmp_path)
+    documents = api_documents.register(api.Api(pipeline))
+    producer = DocumentProducer(pipeline.settings)
+    documents._producer = producer
     try:
-        await app.on_before_shutdown.send()
+        await pipeline.app.on_before_shutdown.send()
     finally:
-        left, api_documents._producer = api_documents._producer, None
+        left, documents._producer = documents._producer, None
     assert left is None
     assert producer._producer._closed

@@ -260,10 +260,10 @@ async def test_without_the_json_handler_aiohttp_answers_malformed_http_in_text(
 
 # --------------------------------------------------------------------------- OpenAPI
 _ROUTES = """
-import importlib, json
-from rag_streams.app import app
-for m in ("rag_streams.api", "rag_streams.api_documents", "rag_streams.api_admin"):
-    importlib.import_module(m)
+import json
+from rag_streams.app import create_app
+from rag_streams.settings import load_settings
+app = create_app(load_settings()).app
 app.web.init_server()
 print(json.dumps(sorted({(r.method, r.resource.canonical) for r in app.web.web_app.router.routes()})))
 """
