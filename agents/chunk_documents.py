@@ -89,7 +89,9 @@ def register(p: Pipeline) -> Any:
         if verdict is Verdict.APPLY:
             runtime.observe(doc.produced_at)
 
-    @p.app.agent(p.topic("raw"), name=f"{__name__}.chunk_documents")
+    app = p.app
+
+    @app.agent(p.topic("raw"), name=f"{__name__}.chunk_documents")
     async def chunk_documents(stream: Any) -> None:
         await runtime.each(stream, handle)
 

@@ -84,7 +84,9 @@ def register(p: Pipeline) -> Any:
                         target[key] = value
             runtime.observe(chunk.produced_at)
 
-    @p.app.agent(p.topic("chunks"), name=f"{__name__}.embed_chunks")
+    app = p.app
+
+    @app.agent(p.topic("chunks"), name=f"{__name__}.embed_chunks")
     async def embed_chunks(stream: Any) -> None:
         await runtime.batches(stream, handle_batch)
 

@@ -75,7 +75,9 @@ def register(p: Pipeline) -> Any:
             extra = {"stage": STAGE, "tenant": tenant, "duration_ms": duration_ms}
             log.debug("indexed a batch of %d", count, extra=extra)
 
-    @p.app.agent(p.topic("embeddings"), name=f"{__name__}.index_embeddings")
+    app = p.app
+
+    @app.agent(p.topic("embeddings"), name=f"{__name__}.index_embeddings")
     async def index_embeddings(stream: Any) -> None:
         # every error is handled inside; a batch's offsets are committed only after its store
         # writes were acknowledged
