@@ -230,15 +230,24 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
         log.info("local table stores removed: tables restore from their changelogs (see faust_compat)")
     # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
     # (RAG_LOG_FORMAT=json) with its own console format.
-    faust_worker(app, settings).execute_from_commandline()
+    faust_worker(app, settings, services).execute_from_commandline()
     return 0
 
 
-def faust_worker(app: Any, settings: Settings) -> Any:
-    """Faust's Worker for ``app``, quiet, with this process's logging left in place."""
+def faust_worker(app: Any, settings: Settings, services: Any = None) -> Any:
+    """Faust's Worker for ``app``, quiet, with this process's logging left in place; once the app
+    (agents, consumer, producers) has stopped it closes ``services`` (store, cache, model thread)."""
     from faust.worker import Worker
 
-    worker: Any = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False)
+    class RagWorker(Worker):  # type: ignore[misc]
+        async def on_shutdown(self) -> None:
+            await super().on_shutdown()
+            if services is not None:
+                await services.close()
+
+    worker: Any = RagWorker(
+        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
     # Faust's startup spinner writes cursor escape codes (hide/show, backspaces) even to a file or
     # pipe, quiet or not; with it off the worker logs "Ready" instead.
     worker.spinner = None

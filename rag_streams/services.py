@@ -130,6 +130,24 @@ class Services:
         finally:
             await remote.close()
 
+    async def close(self) -> None:
+        """Release what the worker opened: the vector store (the embedded store's files and lock,
+        or the server client), the answer cache's connections and the model thread. Called once the
+        app's agents have stopped (see cli.faust_worker); the next use opens them again."""
+        store, self._store = self._store, None
+        cache, self._cache = self._cache, None
+        thread, self._model_thread = self._model_thread, None
+        for name, resource in (("vector store", store), ("answer cache", cache)):
+            if resource is None:
+                continue
+            try:
+                await resource.close()
+            except Exception as exc:  # noqa: BLE001 - at shutdown: log it, close the rest
+                log.warning("closing the %s failed: %s: %s", name, type(exc).__name__, exc)
+        if thread is not None:
+            thread.shutdown(wait=False)
+        log.info("services closed")
+
     def store(self) -> VectorStore:
         if self._store is None:
             self._store = open_store(self.settings)

@@ -101,4 +101,5 @@ async def test_a_killed_worker_restarted_with_static_membership_resumes_before_i
     chunk_keys, embed_keys = await pipeline.committed_chunk_keys()
     assert [k for k, n in chunk_keys.items() if n > 1] == []
     assert [k for k, n in embed_keys.items() if n > 1] == []
-    pipeline.worker.stop()
+    pipeline.worker.stop()  # SIGTERM: the store, cache and model thread are closed after the agents stopped
+    assert "services closed" in pipeline.worker.log.read_text().rsplit("Stopping", 1)[-1]

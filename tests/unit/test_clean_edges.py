@@ -102,3 +102,31 @@ async def test_document_producer_is_stopped_with_the_worker(tmp_path: Path) -> N
         left, documents._producer = documents._producer, None
     assert left is None
     assert producer._producer._closed
+
+
+async def test_the_worker_closes_its_services_after_the_app_stopped(tmp_path: Path) -> None:
+    """The Worker's on_shutdown (mode runs it after stopping the app's agents and consumer) closes
+    the vector store, the answer cache and the model thread; closing again is harmless."""
+    from rag_streams.cache import MemoryAnswerCache
+    from rag_streams.services import Services
+    from rag_streams.vectorstore import QdrantVectorStore
+
+    pipeline = _pipeline(tmp_path)
+    closed: list[str] = []
+
+    class Store(QdrantVectorStore):
+        async def close(self) -> None:
+            closed.append("store")
+            await super().close()
+
+    class Cache(MemoryAnswerCache):
+        async def close(self) -> None:
+            closed.append("cache")
+
+    services = Services(pipeline.settings, store=Store.in_memory(), cache=Cache(60))
+    assert await services.run_model(sum, [1, 2]) == 3  # starts the model thread
+    worker = faust_worker(pipeline.app, pipeline.settings, services)
+    await worker.on_shutdown()
+    assert closed == ["store", "cache"] and services._model_thread is None
+    await services.close()
+    assert closed == ["store", "cache"]
