@@ -4,6 +4,7 @@ its roles, read from the one stage graph."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ print(json.dumps({"modules": names, "faust": "faust" in sys.modules}))
 def test_importing_any_module_reads_no_environment_and_builds_nothing(tmp_path: Path) -> None:
     """An invalid RAG_* variable cannot break an import: settings are read by create_app's caller."""
     env = {"PATH": "/usr/bin:/bin", "RAG_TOPIC_PARTITIONS": "not-a-number", "RAG_DATA_DIR": str(tmp_path / "d")}
+    env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})  # a worktree's own sources
     out = subprocess.run(
         [sys.executable, "-c", _IMPORT_ALL], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
     )
