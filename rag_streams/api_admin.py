@@ -15,6 +15,7 @@ The store is locked by this process, so `rag-streams reindex` sends its work her
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -122,9 +123,13 @@ class CollectionPointsView(View):
             raw = request.query.get("limit", "1000")
             if not raw.isdigit() or not 1 <= int(raw) <= MAX_EXPORT_PAGE:
                 raise BadInput(f"'limit' must be an integer from 1 to {MAX_EXPORT_PAGE}")
-            page, after = await services.store().export(
-                tenant, name, offset=request.query.get("offset") or None, limit=int(raw)
-            )
+            offset = request.query.get("offset") or None
+            if offset is not None:
+                try:
+                    offset = str(uuid.UUID(offset))
+                except ValueError:
+                    raise BadInput("'offset' must be a point id (a UUID) from the previous page's 'next'") from None
+            page, after = await services.store().export(tenant, name, offset=offset, limit=int(raw))
             return {
                 "points": [{"id": p.id, "vector": list(p.vector), "payload": p.payload} for p in page],
                 "next": after,

@@ -249,8 +249,8 @@ class _Restore(_Reindex):
 
     async def _load(self, folder: Path) -> int:
         """The saved points into the new generation as they are (it is not aliased: no one else writes it)."""
-        loaded = 0
-        for batch in await asyncio.to_thread(lambda: list(read_points(folder, self.max_batch))):
+        loaded, batches = 0, read_points(folder, self.max_batch)
+        while (batch := await asyncio.to_thread(next, batches, None)) is not None:
             await self.limiter.acquire(len(batch))
             await retry_transient(
                 self.target.upsert,

@@ -76,6 +76,12 @@ async def test_backup_destroy_restore_verify_without_embedding_the_restored_chun
     assert meta["points"] == sum(len(v) for v in before.values()) and meta["documents"] == len(docs)
     assert meta["offsets"] == meta["end_offsets"] and meta["lowered"] == {}  # nothing lagged behind the scan
     assert meta["model"] == "sentence-transformers/all-MiniLM-L6-v2" and meta["dim"] == 384
+    export = f"/v1/tenants/{TENANT}/collections/rag_{TENANT}__v1/points"
+    status, page = await pipeline.api("GET", export + "?limit=2")
+    assert status == 200 and len(page["points"]) == 2 and len(page["points"][0]["vector"]) == 384 and page["next"]
+    for bad in ("?offset=not-a-point-id", "?limit=0", "?limit=x"):
+        status, body = await pipeline.api("GET", export + bad)
+        assert status == 400 and "detail" in body, (bad, status, body)
     code, again = await cli(pipeline, "backup", "--tenant", TENANT, "--to", str(folder))
     assert code == 2 and again.strip().splitlines()[-1].startswith("rag-streams: error: --to:"), again
 
