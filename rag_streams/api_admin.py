@@ -7,6 +7,7 @@ The store is locked by this process, so `rag-streams reindex` sends its work her
 - ``GET    /v1/tenants/{t}/collections``                the generations, which one is aliased
 - ``POST   /v1/tenants/{t}/collections``                create generation n (not aliased)
 - ``PUT    /v1/tenants/{t}/collections/{name}/points``  version-guarded upsert of a batch
+- ``GET    /v1/tenants/{t}/collections/{name}/points``  a page of points with vectors (``?offset=&limit=``: backup)
 - ``POST   /v1/tenants/{t}/collections/{name}/delete``  version-bounded delete (or trim) of a document
 - ``PUT    /v1/tenants/{t}/alias``                      flip the alias (one atomic alias update)
 - ``DELETE /v1/tenants/{t}/collections/{name}``         drop an old generation
@@ -14,6 +15,7 @@ The store is locked by this process, so `rag-streams reindex` sends its work her
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import orjson
@@ -26,6 +28,7 @@ from rag_streams.vectorstore import Point
 
 MAX_GENERATION = 1_000_000
 MAX_DIM = 65_536  # Qdrant's largest vector size
+MAX_EXPORT_PAGE = 10_000  # points per page of a backup's export
 
 
 def _int(body: dict[str, Any], name: str, *, optional: bool = False, low: int = 0, high: int = MAX_VERSION) -> Any:
@@ -111,6 +114,25 @@ class CollectionView(ApiView):
 
 
 class CollectionPointsView(ApiView):
+    async def get(self, request: Request, tenant: str, name: str) -> Response:
+        async def run() -> Any:
+            raw = request.query.get("limit", "1000")
+            if not raw.isdigit() or not 1 <= int(raw) <= MAX_EXPORT_PAGE:
+                raise BadInput(f"'limit' must be an integer from 1 to {MAX_EXPORT_PAGE}")
+            offset = request.query.get("offset") or None
+            if offset is not None:
+                try:
+                    offset = str(uuid.UUID(offset))
+                except ValueError:
+                    raise BadInput("'offset' must be a point id (a UUID) from the previous page's 'next'") from None
+            page, after = await self.api.services.store().export(tenant, name, offset=offset, limit=int(raw))
+            return {
+                "points": [{"id": p.id, "vector": list(p.vector), "payload": p.payload} for p in page],
+                "next": after,
+            }
+
+        return await _handle(self, request, tenant, run)
+
     async def put(self, request: Request, tenant: str, name: str) -> Response:
         async def run() -> Any:
             body = _object(await _json_body(request))

@@ -97,6 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--model", default=None, help="sentence-transformers name or path (default: the current one)")
     r.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
 
+    bk = sub.add_parser(
+        "backup", help="write a tenant's points (vectors, payloads), model and replay offsets to DIR (Parquet + JSON)"
+    )
+    bk.add_argument("--tenant", required=True)
+    bk.add_argument("--to", required=True, type=Path, metavar="DIR", help="a new or empty folder")
+    bk.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
+
+    rs = sub.add_parser(
+        "restore", help="rebuild a tenant's collection from a backup (no embedding), then catch up from its offsets"
+    )
+    rs.add_argument("--from", dest="source", required=True, type=Path, metavar="DIR", help="a folder `backup` wrote")
+    rs.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
+
     lg = sub.add_parser(
         "lag", help="consumer lag per group, topic and partition; throughput, time to drain, replicas advised"
     )
@@ -168,6 +181,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         from rag_streams.commands_reindex import reindex
 
         return asyncio.run(reindex(settings, args.tenant, args.model, args.api_key))
+    if args.command in ("backup", "restore"):
+        from rag_streams import commands_backup
+
+        if args.command == "backup":
+            return asyncio.run(commands_backup.backup(settings, args.tenant, args.to, args.api_key))
+        return asyncio.run(commands_backup.restore(settings, args.source, args.api_key))
     if args.command == "lag":
         return asyncio.run(commands.lag(settings, args.interval, args.drain_target, args.json))
     if args.command == "migrate-store":

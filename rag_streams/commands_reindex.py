@@ -194,13 +194,17 @@ class _Reindex:
                 log.warning("%s v%d not reindexed: %s", doc.key, doc.version, exc)
         return out
 
-    async def _apply(self, actions: list[DocAction]) -> None:
-        chunked = await asyncio.to_thread(self._chunk, [a.doc for a in actions if a.doc is not None])
-        texts = [c.text for _, chunks in chunked for c in chunks]
-        vectors: list[Any] = []
+    async def _vectors(self, chunks: list[Chunk]) -> list[Any]:
+        """The chunks' vectors, in order (``restore`` reuses the backup's where it can)."""
+        texts, vectors = [c.text for c in chunks], []
         for start in range(0, len(texts), self.settings.embed_batch):
             part = texts[start : start + self.settings.embed_batch]
             vectors += list(await asyncio.to_thread(self.embedder.embed, part))
+        return vectors
+
+    async def _apply(self, actions: list[DocAction]) -> None:
+        chunked = await asyncio.to_thread(self._chunk, [a.doc for a in actions if a.doc is not None])
+        vectors = await self._vectors([c for _, chunks in chunked for c in chunks])
         done = 0
         for doc, chunks in chunked:
             points = points_of(chunks, vectors[done : done + len(chunks)], self.embedder.model_name)

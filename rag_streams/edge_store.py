@@ -157,6 +157,23 @@ class EdgeVectorStore(EdgeCollections):
         name = self._resolve(tenant, collection)
         return await self._run(lambda: self._scroll_points(name))
 
+    async def export(
+        self, tenant: str, collection: str | None = None, *, offset: str | None = None, limit: int = 1000
+    ) -> tuple[list[Point], str | None]:
+        """One page of points with their vectors and payloads (backups), and the next page's offset."""
+        name = self._resolve(tenant, collection)
+
+        def run() -> tuple[list[Point], str | None]:
+            request = ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
+            records, after = self._handle(name).shard.scroll(request)
+            points = []
+            for r in records:
+                vector: Any = r.vector[""] if isinstance(r.vector, dict) else r.vector
+                points.append(Point(str(r.id), list(vector or []), dict(r.payload or {})))
+            return points, None if after is None else str(after)
+
+        return await self._run(run)
+
     def _scroll(
         self, name: str, flt: Filter | None, with_payload: bool | list[str]
     ) -> list[tuple[str, dict[str, Any]]]:

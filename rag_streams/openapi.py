@@ -182,6 +182,24 @@ OPENAPI: dict[str, Any] = {
             )
         },
         "/v1/tenants/{tenant}/collections/{name}/points": {
+            "get": _op(
+                _ADMIN + ": a page of points with their vectors and payloads (backup)",
+                {"200": _json({"type": "object"}, "points, and the next page's offset (null: the last page)")},
+                401,
+                403,
+                parameters=[
+                    _TENANT,
+                    _NAME,
+                    {"name": "offset", "in": "query", "required": False, "schema": {"type": "string"}},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,5}$"},
+                    },
+                ],
+                security=[{}, {"bearer": []}],
+            ),
             "put": _op(
                 _ADMIN + ": version-guarded upsert",
                 {"200": _json({"type": "object"}, "upserted")},
@@ -190,7 +208,7 @@ OPENAPI: dict[str, Any] = {
                 body="PointsUpsert",
                 parameters=[_TENANT, _NAME],
                 security=[{}, {"bearer": []}],
-            )
+            ),
         },
         "/v1/tenants/{tenant}/collections/{name}/delete": {
             "post": _op(

@@ -88,6 +88,14 @@ class RemoteCollections:
         }
         await self._call("PUT", self._path(tenant, "collections", self._name(collection), "points"), body)
 
+    async def export(
+        self, tenant: str, collection: str | None = None, *, offset: str | None = None, limit: int = 1000
+    ) -> tuple[list[Point], str | None]:
+        """One page of a generation's points with their vectors (backup)."""
+        query = f"?limit={limit}" + (f"&offset={quote(offset, safe='')}" if offset else "")
+        body = await self._call("GET", self._path(tenant, "collections", self._name(collection), "points") + query)
+        return [Point(p["id"], p["vector"], p["payload"]) for p in body["points"]], body.get("next")
+
     async def delete_doc(
         self,
         tenant: str,

@@ -128,7 +128,7 @@ class Settings:
     )
     reindex_upsert_rate: float = _env(
         "RAG_REINDEX_UPSERT_RATE",
-        "token bucket of `reindex` bulk upserts (points/s): keep it below RAG_TENANT_UPSERT_RATE so live writes stay fresh",
+        "token bucket of `reindex` and `restore` bulk upserts (points/s): keep it below RAG_TENANT_UPSERT_RATE so live writes stay fresh",
         default=200.0,
     )
     reindex_grace_s: float = _env(

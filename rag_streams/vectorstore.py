@@ -61,6 +61,9 @@ class VectorStore(Protocol):
         self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
     ) -> list[Hit]: ...
     async def points(self, tenant: str) -> list[Hit]: ...
+    async def export(
+        self, tenant: str, collection: str | None = None, *, offset: str | None = None, limit: int = 1000
+    ) -> tuple[list[Point], str | None]: ...
     async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]: ...
     async def has_tenant(self, tenant: str) -> bool: ...
     # reindex: the tenant's generations, the next one built beside the aliased one, then the flip
@@ -240,6 +243,24 @@ class QdrantVectorStore(QdrantCollections):
 
         def run() -> list[Hit]:
             return [Hit(pid, 1.0, body) for pid, body in self._scroll_all(self.alias(tenant), None, True)]
+
+        return await self._run(run)
+
+    async def export(
+        self, tenant: str, collection: str | None = None, *, offset: str | None = None, limit: int = 1000
+    ) -> tuple[list[Point], str | None]:
+        """One page of points with their vectors and payloads (backups), and the next page's offset."""
+        target = self._target(tenant, collection)
+
+        def run() -> tuple[list[Point], str | None]:
+            batch, after = self._client.scroll(
+                target, None, limit=limit, offset=offset, with_payload=True, with_vectors=True
+            )
+            points = []
+            for p in batch:
+                vector: Any = p.vector.get("") if isinstance(p.vector, dict) else p.vector
+                points.append(Point(str(p.id), [float(x) for x in vector or []], dict(p.payload or {})))
+            return points, None if after is None else str(after)
 
         return await self._run(run)
 

@@ -281,6 +281,31 @@ async def test_reuse_moves_unchanged_points_to_the_new_version_and_reports_the_r
     assert (best.payload["doc_id"], best.payload["chunk_index"]) == ("a", 1)  # the vector stayed
 
 
+async def test_export_pages_through_every_point_with_its_vector_and_payload(store: Any) -> None:
+    await store.ensure_tenant("acme", DIM, "m")
+    written = [point("a", i, 1, [1.0, float(i), 0.5, 0.0]) for i in range(7)]
+    await store.upsert("acme", written, version=1)
+    await store.create_generation("acme", 2, DIM, "m")
+    await store.upsert("acme", [point("z", 0, 1, [0, 0, 0, 1])], version=1, collection="rag_acme__v2")
+    pages, offset, got = 0, None, []
+    while True:
+        page, offset = await store.export("acme", offset=offset, limit=3)
+        got += page
+        pages += 1
+        if offset is None:
+            break
+    assert pages == 3 and sorted(p.id for p in got) == sorted(p.id for p in written)  # the alias, not v2
+    by_id = {p.id: p for p in got}
+    for p in written:
+        norm = sum(x * x for x in p.vector) ** 0.5  # cosine: stored normalised
+        assert by_id[p.id].vector == pytest.approx([x / norm for x in p.vector], abs=1e-6)
+        assert by_id[p.id].payload == p.payload
+    (only,), end = await store.export("acme", "rag_acme__v2")
+    assert end is None and only.payload["doc_id"] == "z"
+    with pytest.raises(BadInput):
+        await store.export("acme", "rag_other__v1")
+
+
 async def test_edge_store_survives_a_reopen(tmp_path: Path) -> None:
     s = EdgeVectorStore.open(tmp_path / "edge")
     await s.ensure_tenant("acme", DIM, "m")
