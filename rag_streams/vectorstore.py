@@ -61,6 +61,7 @@ class VectorStore(Protocol):
         self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
     ) -> list[Hit]: ...
     async def points(self, tenant: str) -> list[Hit]: ...
+    async def count(self, tenant: str) -> int: ...
     async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]: ...
     async def has_tenant(self, tenant: str) -> bool: ...
     # reindex: the tenant's generations, the next one built beside the aliased one, then the flip
@@ -242,6 +243,11 @@ class QdrantVectorStore(QdrantCollections):
             return [Hit(pid, 1.0, body) for pid, body in self._scroll_all(self.alias(tenant), None, True)]
 
         return await self._run(run)
+
+    async def count(self, tenant: str) -> int:
+        """The exact number of points in the tenant's aliased collection (0 without one): index health."""
+        alias = self.alias(tenant)
+        return await self._run(lambda: self._client.count(alias, exact=True).count if self._alias_target(alias) else 0)
 
     def _scroll_all(
         self, collection: str, flt: models.Filter | None, with_payload: bool | list[str]
