@@ -47,6 +47,7 @@ async def test_stats_and_gauges_report_the_index_and_a_mismatch(
     finally:
         pipeline.worker.stop()
     assert pipeline.crashes() == []
+    assert "index health check failed" not in pipeline.worker.log.read_text()  # every check ran through
 
 
 async def run(pipeline: Pipeline) -> None:
