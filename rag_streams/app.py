@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from rag_streams import codecs
+from rag_streams import codecs, index_health_monitor
 from rag_streams.diagnostics import log_stall_view
 from rag_streams.faust_commit_gate import install_commit_gate
 from rag_streams.faust_commits import install_committed_offsets_forgotten
@@ -119,13 +119,16 @@ def create_app(
         p.app.timer(10.0)(log_stall_view(p.app))
     for role in roles:
         p.agents[role] = importlib.import_module(stage(role).agent).register(p)
+    health = index_health_monitor.register(p) if "index" in roles else None  # its tables: the index stage's
     if http:
-        from rag_streams import api, api_admin, api_documents, lag_export
+        from rag_streams import api, api_admin, api_documents, api_stats, lag_export
 
         http_api = api.register(p)  # search, points, health, readiness, metrics, OpenAPI
         api_documents.register(http_api)  # publishing documents over HTTP
         if "index" in roles or not roles:  # the process that holds the store: collection admin for reindex
             api_admin.register(http_api)
+        if health is not None:  # index health of a tenant (GET /v1/tenants/{t}/stats)
+            api_stats.register(http_api, health)
         lag_export.register(p)  # the group leader exports consumer lag
     return p
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qdrant_edge import (
+    CountRequest,
     FieldCondition,
     Filter,
     HasIdCondition,
@@ -151,6 +152,13 @@ class EdgeVectorStore(EdgeCollections):
         """Every point of the tenant (id and payload): for audits and tests."""
         name = self._resolve(tenant, None)
         return [Hit(pid, 1.0, body) for pid, body in await self._run(lambda: self._scroll(name, None, True))]
+
+    async def count(self, tenant: str) -> int:
+        """The exact number of points in the tenant's aliased collection (0 without one): index health."""
+        name = self._alias_target(self.alias(tenant))
+        if name is None:
+            return 0
+        return int(await self._run(lambda: self._handle(name).shard.count(CountRequest(exact=True))))
 
     async def vectors(self, tenant: str, collection: str | None = None) -> list[Point]:
         """Every point with its vector (migration and backups)."""

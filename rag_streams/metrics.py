@@ -96,6 +96,19 @@ messages_processed_total = Counter(
     ["stage"],
     registry=REGISTRY,
 )
+index_points = Gauge(
+    "rag_index_points",
+    "Points in the tenant's aliased collection, counted by the index worker every RAG_HEALTH_INTERVAL_S.",
+    ["tenant"],
+    registry=REGISTRY,
+)
+index_expected_points = Gauge(
+    "rag_index_expected_points",
+    "Points the index stage's version tables expect in the tenant's collection, over this worker's"
+    " partitions (sum over the index workers for the tenant's total).",
+    ["tenant"],
+    registry=REGISTRY,
+)
 
 #: Names as Prometheus exposes them (counters with ``_total``; histograms add ``_bucket/_sum/_count``).
 METRIC_NAMES = frozenset(f.name + "_total" if f.type == "counter" else f.name for f in REGISTRY.collect())

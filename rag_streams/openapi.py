@@ -125,6 +125,16 @@ OPENAPI: dict[str, Any] = {
                 **_TENANT_AUTH,
             )
         },
+        "/v1/tenants/{tenant}/stats": {
+            "get": _op(
+                "index health (index worker only): stored against expected point count, documents, model",
+                {"200": _json(ref("TenantStats"), "the tenant's stats")},
+                401,
+                403,
+                503,
+                **_TENANT_AUTH,
+            )
+        },
         "/v1/tenants/{tenant}/documents/{doc_id}": {
             "parameters": [_TENANT, _DOC_ID],
             "put": _op(

@@ -164,4 +164,29 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "AliasFlip": {"type": "object", "required": ["collection"], "properties": {"collection": {"type": "string"}}},
+    "TenantStats": {
+        "type": "object",
+        "required": ["tenant", "points", "expected_points", "documents", "partitions", "complete"],
+        "properties": {
+            "tenant": {"type": "string"},
+            "points": {"type": "integer", "description": "points in the aliased collection"},
+            "expected_points": {
+                "type": "integer",
+                "description": "points the version tables of this worker's partitions expect",
+            },
+            "mismatch": {
+                "type": "integer",
+                "nullable": True,
+                "description": "points - expected_points; null unless complete",
+            },
+            "documents": {"type": "integer"},
+            "deleted_documents": {"type": "integer"},
+            "collection": {"type": "string", "nullable": True},
+            "generation": {"type": "integer", "nullable": True},
+            "model": {"type": "string", "nullable": True},
+            "dim": {"type": "integer", "nullable": True},
+            "partitions": {"type": "array", "items": {"type": "integer"}},
+            "complete": {"type": "boolean", "description": "this worker holds every partition"},
+        },
+    },
 }

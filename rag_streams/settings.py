@@ -180,6 +180,12 @@ class Settings:
         " rag_drain_time_seconds; exported by the group leader); 0 = off",
         default=15.0,
     )
+    health_interval_s: float = _env(
+        "RAG_HEALTH_INTERVAL_S",
+        "seconds between the index worker's index-health checks: each tenant's stored point count against"
+        " the count its version tables expect (rag_index_points, rag_index_expected_points); 0 = off",
+        default=60.0,
+    )
     avro_fingerprint: str = _env(
         "RAG_AVRO_FINGERPRINT",
         "byte order of the schema fingerprint this process writes in each message's Avro single-object"
@@ -299,6 +305,8 @@ def _validate(s: Settings) -> None:
         raise _fail("session_timeout_s", f"must be within the broker's 6..1800 seconds, got {s.session_timeout_s}")
     if not 0 <= s.lag_interval_s < math.inf:  # also refuses nan
         raise _fail("lag_interval_s", f"must be a finite number >= 0 (0 = off), got {s.lag_interval_s!r}")
+    if not 0 <= s.health_interval_s < math.inf:
+        raise _fail("health_interval_s", f"must be a finite number >= 0 (0 = off), got {s.health_interval_s!r}")
     if s.reindex_grace_s < 0:
         raise _fail("reindex_grace_s", f"must be >= 0, got {s.reindex_grace_s}")
     if not 1 <= s.web_port <= 65535:

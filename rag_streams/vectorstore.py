@@ -64,6 +64,7 @@ class VectorStore(Protocol):
     async def export(
         self, tenant: str, collection: str | None = None, *, offset: str | None = None, limit: int = 1000
     ) -> tuple[list[Point], str | None]: ...
+    async def count(self, tenant: str) -> int: ...
     async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]: ...
     async def has_tenant(self, tenant: str) -> bool: ...
     # reindex: the tenant's generations, the next one built beside the aliased one, then the flip
@@ -263,6 +264,11 @@ class QdrantVectorStore(QdrantCollections):
             return points, None if after is None else str(after)
 
         return await self._run(run)
+
+    async def count(self, tenant: str) -> int:
+        """The exact number of points in the tenant's aliased collection (0 without one): index health."""
+        alias = self.alias(tenant)
+        return await self._run(lambda: self._client.count(alias, exact=True).count if self._alias_target(alias) else 0)
 
     def _scroll_all(
         self, collection: str, flt: models.Filter | None, with_payload: bool | list[str]

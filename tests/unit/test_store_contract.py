@@ -92,6 +92,25 @@ async def test_has_tenant_is_false_for_unknown(store: Any) -> None:
     assert not await store.has_tenant("nobody")
 
 
+async def test_count_is_the_aliased_collections_points_of_the_tenant(store: Any) -> None:
+    assert await store.count("acme") == 0  # no collection yet
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.ensure_tenant("other", DIM, "m")
+    assert await store.count("acme") == 0
+    await store.upsert("acme", [point("a", i, 1, [1, i, 0, 0]) for i in range(3)], version=1)
+    await store.upsert("acme", [point("a", 0, 2, [1, 0, 1, 0])], version=2)  # replaces a point: still 3
+    await store.upsert("other", [point("x", 0, 1, [0, 0, 0, 1], tenant="other")], version=1)
+    assert (await store.count("acme"), await store.count("other")) == (3, 1)
+    await store.delete_doc("acme", "a", below_version=2)
+    assert await store.count("acme") == 1
+    alias = store.alias("acme")
+    await store.create_generation("acme", 2, DIM, "m")  # a reindex's next generation: not counted until the flip
+    await store.upsert("acme", [point("b", i, 1, [0, 1, i, 0]) for i in range(4)], version=1, collection=f"{alias}__v2")
+    assert await store.count("acme") == 1
+    await store.flip_alias("acme", f"{alias}__v2")
+    assert await store.count("acme") == 4
+
+
 async def test_upsert_with_lower_version_keeps_the_stored_point(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     await store.upsert("acme", [point("a", 0, 5, [1, 0, 0, 0])], version=5)
