@@ -120,13 +120,14 @@ def create_app(
     for role in roles:
         p.agents[role] = importlib.import_module(stage(role).agent).register(p)
     if http:
-        from rag_streams import api, api_admin, api_documents, lag_export
+        from rag_streams import api, api_admin, api_documents, canary, lag_export
 
         http_api = api.register(p)  # search, points, health, readiness, metrics, OpenAPI
         api_documents.register(http_api)  # publishing documents over HTTP
         if "index" in roles or not roles:  # the process that holds the store: collection admin for reindex
             api_admin.register(http_api)
         lag_export.register(p)  # the group leader exports consumer lag
+        canary.register(p)  # RAG_CANARY_INTERVAL_S: the synthetic canary on the worker that answers searches
     return p
 
 
