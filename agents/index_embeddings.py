@@ -55,6 +55,10 @@ def register(p: Pipeline) -> Any:
             await runtime.dead_letter(decoded[pos][0], error)
         if touched and (cache := services.cache()) is not None:
             await cache.written(touched)  # acknowledged by the store: cached answers are stale now
+        if (fallback := services.fallback()) is not None:  # superseded versions leave the fallback index
+            fallback.written(
+                (i.tenant_id, i.doc_id, i.version, i.op == DELETE) for n, i in enumerate(items) if n not in failed
+            )
         now = time.time()
         for pos, (event, (item, _)) in enumerate(decoded):  # each row under the event that caused it
             verdict = plan.verdicts[pos]

@@ -15,7 +15,7 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rag_streams import metrics
+from rag_streams import fallback, metrics
 from rag_streams.breaker import BreakerOpen, CircuitBreaker
 from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
@@ -50,6 +50,9 @@ class Api:
         self.breaker = CircuitBreaker(
             "vectorstore", failures_to_open=p.settings.breaker_failures, reset_after_s=p.settings.breaker_reset_s
         )
+        #: fed by searches, answers while the store is down; only where the index stage runs (it
+        #: drops superseded versions: rag_streams/fallback.py)
+        self.fallback = p.services.fallback() if "index" in p.roles else None
 
     def check_tenant(self, request: Request, tenant: str) -> None:
         if not TENANT_RE.fullmatch(tenant):
@@ -104,23 +107,30 @@ class SearchView(ApiView):
                 )
             cache, key = None if req.min_version else api.services.cache(), answer_key(req.query, req.k, req.doc_ids)
             if cache is not None and (hit := await cache.get(tenant, key)) is not None:
-                return _raw_answer(self, hit, cached=True)  # also while the breaker is open
+                return _raw_answer(self, hit, source="cache")  # also while the breaker is open
             results = await api.breaker.call(partial(_search, api, tenant, req))
         except ApiError as exc:
             return _error(self, exc.status, str(exc))
         except BadInput as exc:
             return _error(self, 400, str(exc))
         except BreakerOpen:
-            return _answer(self, [], degraded=True)
+            return await _degraded(self, tenant, req)
         except Exception as exc:
             if not is_transient(exc):
                 raise
             log.warning("search failed: %r; answered degraded", exc, extra={"tenant": tenant})
-            return _answer(self, [], degraded=True)
+            return await _degraded(self, tenant, req)
         encoded = orjson.dumps(results)
         if cache is not None:
             await cache.put(tenant, key, encoded)
-        return _raw_answer(self, encoded, cached=False, pending=pending)
+        return _raw_answer(self, encoded, source="store", pending=pending)
+
+
+async def _degraded(view: ApiView, tenant: str, req: SearchRequest) -> Response:
+    """The store is unavailable: the fallback index's answer, or none (rag_streams/fallback.py)."""
+    results, source = await fallback.answer(view.api.fallback, view.api.services, tenant, req)
+    body = {"results": results, "cached": False, "degraded": True, "source": source}
+    return view.bytes(orjson.dumps(body), content_type="application/json")
 
 
 async def _indexed_versions(api: Api, tenant: str, wanted: Mapping[str, int]) -> dict[str, int]:
@@ -152,18 +162,17 @@ async def _search(api: Api, tenant: str, req: SearchRequest) -> list[dict[str, A
         return []
     if current is None:
         raise ApiError(404, f"tenant {tenant!r} has no collection yet")
-    return await search(store, await api.services.embedder(current.source), tenant, req, timeout_s=timeout_s)
+    embedder, index = await api.services.embedder(current.source), api.fallback
+    feed = None if index is None else partial(index.feed, tenant, current.source, writes=index.writes(tenant))
+    return await search(store, embedder, tenant, req, timeout_s=timeout_s, feed=feed)
 
 
-def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
-    body = {"results": results, "cached": False, "degraded": degraded}
-    return view.bytes(orjson.dumps(body), content_type="application/json")
-
-
-def _raw_answer(view: View, results: bytes, *, cached: bool, pending: Mapping[str, int] | None = None) -> Response:
-    """An answer from results already encoded (a cache hit is served without decoding it).
-    ``pending``: min_version documents not indexed at that version when the wait ran out."""
-    body = b'{"results":%b,"cached":%b,"degraded":false' % (results, b"true" if cached else b"false")
+def _raw_answer(view: View, results: bytes, *, source: str, pending: Mapping[str, int] | None = None) -> Response:
+    """An answer from results already encoded (a cache hit is served without decoding it), from
+    ``source`` (store or cache). ``pending``: min_version documents not indexed at that version
+    when the wait ran out."""
+    cached = b"true" if source == "cache" else b"false"
+    body = b'{"results":%b,"cached":%b,"degraded":false,"source":"%b"' % (results, cached, source.encode())
     if pending:
         body += b',"pending":%b' % orjson.dumps(pending)
     return view.bytes(body + b"}", content_type="application/json")

@@ -121,7 +121,7 @@ def create_app(
         p.agents[role] = importlib.import_module(stage(role).agent).register(p)
     health = index_health_monitor.register(p) if "index" in roles else None  # its tables: the index stage's
     if http:
-        from rag_streams import api, api_admin, api_documents, api_stats, lag_export
+        from rag_streams import api, api_admin, api_documents, api_stats, canary, lag_export
 
         http_api = api.register(p)  # search, points, health, readiness, metrics, OpenAPI
         api_documents.register(http_api)  # publishing documents over HTTP
@@ -130,6 +130,7 @@ def create_app(
         if health is not None:  # index health of a tenant (GET /v1/tenants/{t}/stats)
             api_stats.register(http_api, health)
         lag_export.register(p)  # the group leader exports consumer lag
+        canary.register(p)  # RAG_CANARY_INTERVAL_S: the synthetic canary on the worker that answers searches
     return p
 
 

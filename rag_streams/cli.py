@@ -119,6 +119,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--drain-target", type=float, default=300.0, help="drain the lag within this many seconds (replicas) [300]"
     )
 
+    c = sub.add_parser(
+        "canary",
+        help="publish the canary document to RAG_CANARY_TENANT, check a known question cites it (exit 1 if not)",
+    )
+    c.add_argument(
+        "--timeout", type=float, default=None, help="seconds to wait for the citation [RAG_CANARY_TIMEOUT_S]"
+    )
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument("--api-key", default=None, help="bearer key of the canary tenant (default: from RAG_API_KEYS)")
+
     sub.add_parser("demo", help="start Kafka and a worker, ingest the sample corpus, answer a question")
     sub.add_parser(
         "migrate-store",
@@ -189,6 +199,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return asyncio.run(commands_backup.restore(settings, args.source, args.api_key))
     if args.command == "lag":
         return asyncio.run(commands.lag(settings, args.interval, args.drain_target, args.json))
+    if args.command == "canary":
+        from rag_streams.canary import command
+
+        return asyncio.run(command(settings, args.timeout, args.json, args.api_key))
     if args.command == "migrate-store":
         from rag_streams.stores import migrate_local_store
 

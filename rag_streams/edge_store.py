@@ -30,7 +30,7 @@ from qdrant_edge import (
 )
 
 from rag_streams.edge_collections import EdgeCollections
-from rag_streams.vectorstore import Hit, Point, complete_versions, plan_reuse
+from rag_streams.vectorstore import Hit, Point, complete_versions, hit_vector, plan_reuse
 
 __all__ = ["EdgeVectorStore"]
 
@@ -135,9 +135,10 @@ class EdgeVectorStore(EdgeCollections):
     ) -> list[Hit]:
         name = self._resolve(tenant, None)
         flt = Filter(must=[FieldCondition("doc_id", match=MatchAny(list(doc_ids)))]) if doc_ids else None
-        request = QueryRequest(limit=k, query=Query.Nearest([float(x) for x in vector]), with_payload=True, filter=flt)
+        query = Query.Nearest([float(x) for x in vector])
+        request = QueryRequest(limit=k, query=query, with_payload=True, with_vector=True, filter=flt)
         found = await self._run(lambda: self._handle(name).shard.query(request))
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in found]
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {}), hit_vector(p.vector)) for p in found]
 
     async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]:
         """The version each document is stored at in full: every chunk of it, nothing older left."""

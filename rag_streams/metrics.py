@@ -109,6 +109,26 @@ index_expected_points = Gauge(
     ["tenant"],
     registry=REGISTRY,
 )
+fallback_answers_total = Counter(
+    "rag_fallback_answers_total",
+    "Degraded search answers (store unavailable): outcome=hit from the fallback index, empty when it had nothing.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+fallback_chunks = Gauge(
+    "rag_fallback_chunks", "Chunks held by the fallback index (RAG_FALLBACK_CHUNKS at most).", registry=REGISTRY
+)
+canary_success = Gauge(
+    "rag_canary_success", "1 if the last canary run found its document cited in time, else 0.", registry=REGISTRY
+)
+canary_latency_seconds = Gauge(
+    "rag_canary_latency_seconds",
+    "The last successful canary run: from publishing its document to the search that cited it.",
+    registry=REGISTRY,
+)
+canary_consecutive_failures = Gauge(
+    "rag_canary_consecutive_failures", "Canary runs failed in a row (0 after a success).", registry=REGISTRY
+)
 
 #: Names as Prometheus exposes them (counters with ``_total``; histograms add ``_bucket/_sum/_count``).
 METRIC_NAMES = frozenset(f.name + "_total" if f.type == "counter" else f.name for f in REGISTRY.collect())

@@ -74,11 +74,20 @@ SCHEMAS: dict[str, Any] = {
     },
     "SearchResponse": {
         "type": "object",
-        "required": ["results", "cached", "degraded"],
+        "required": ["results", "cached", "degraded", "source"],
         "properties": {
             "results": {"type": "array", "items": ref("SearchResult")},
             "cached": {"type": "boolean"},
-            "degraded": {"type": "boolean", "description": "the vector store is unavailable: no results"},
+            "degraded": {
+                "type": "boolean",
+                "description": "the vector store is unavailable: results from the fallback index, or none",
+            },
+            "source": {
+                "type": "string",
+                "enum": ["store", "cache", "fallback", "none"],
+                "description": "where the results come from: the vector store, the answer cache, the fallback"
+                " index of the most-queried chunks (degraded), or nowhere (degraded, no results)",
+            },
             "pending": {
                 "type": "object",
                 "additionalProperties": {"type": "integer"},

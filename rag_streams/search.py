@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,7 @@ from rag_streams import metrics
 from rag_streams.embedding import Embedder
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.records import MAX_VERSION, check_doc_id
-from rag_streams.vectorstore import VectorStore
+from rag_streams.vectorstore import Hit, VectorStore
 
 __all__ = ["SearchRequest", "parse_search", "search", "wait_for_versions"]
 
@@ -130,13 +130,17 @@ async def search(
     req: SearchRequest,
     *,
     timeout_s: float,
+    feed: Callable[[Sequence[Hit]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Embed the question and query the store, waiting at most ``timeout_s`` (then ``TimeoutError``)."""
+    """Embed the question and query the store, waiting at most ``timeout_s`` (then ``TimeoutError``).
+    ``feed`` gets the store's hits (the fallback index counts them)."""
     vector = (await asyncio.to_thread(embedder.embed, [req.query]))[0].tolist()
     started = time.perf_counter()
 
     hits = await asyncio.wait_for(store.search(tenant, vector, req.k, doc_ids=req.doc_ids or None), timeout_s)
     metrics.vectorstore_query_time_seconds.observe(time.perf_counter() - started)
+    if feed is not None:
+        feed(hits)
     return [
         {
             "doc_id": h.payload.get("doc_id"),

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from rag_streams.cache import AnswerCache, RedisAnswerCache
 from rag_streams.embedding import Embedder, SentenceTransformerEmbedder
 from rag_streams.errors import RagError, is_transient, retry_transient
+from rag_streams.fallback import FallbackIndex
 from rag_streams.ratelimit import UpsertLimiter
 from rag_streams.settings import Settings, SettingsError
 from rag_streams.stores import open_store
@@ -49,6 +50,8 @@ class Services:
         #: store's lock): tenants' models are then asked of the index worker's HTTP API
         self.owns_store = True
         self._model_thread: ThreadPoolExecutor | None = None
+        #: the most-queried chunks, to answer while the store is down (None: RAG_FALLBACK_CHUNKS=0)
+        self._fallback = FallbackIndex(settings.fallback_chunks) if settings.fallback_chunks else None
 
     async def run_model(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the embed stage's model work on one dedicated thread, off the event loop: torch keeps
@@ -74,6 +77,10 @@ class Services:
             s = self.settings
             self._cache = RedisAnswerCache(s.redis_url, s.cache_ttl, namespace=f"rag:{s.app_id}")
         return self._cache
+
+    def fallback(self) -> FallbackIndex | None:
+        """The fallback index of this process (rag_streams/fallback.py); None when off."""
+        return self._fallback
 
     async def embedder(self, model: str | None = None) -> Embedder:
         """The embedder of a model source (a collection's ``source``); None = RAG_EMBED_MODEL."""

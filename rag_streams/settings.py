@@ -161,6 +161,26 @@ class Settings:
         default="redis://127.0.0.1:6379/0",
     )
     cache_ttl: int = _env("RAG_CACHE_TTL", "seconds a cached search answer lives", default=300)
+    fallback_chunks: int = _env(
+        "RAG_FALLBACK_CHUNKS",
+        "chunks the API's fallback index keeps (the most-queried, with their vectors) to answer while the"
+        " vector store is unavailable (docs/http-api.md); 0 = off",
+        default=10_000,
+    )
+    canary_tenant: str = _env(
+        "RAG_CANARY_TENANT",
+        "tenant reserved for `rag-streams canary` and the canary task: its two documents live there, no real"
+        " tenant may use this name",
+        default="rag-canary",
+    )
+    canary_interval_s: float = _env(
+        "RAG_CANARY_INTERVAL_S",
+        "seconds between the index worker's canary runs (rag_canary_success, rag_canary_latency_seconds); 0 = off",
+        default=0.0,
+    )
+    canary_timeout_s: float = _env(
+        "RAG_CANARY_TIMEOUT_S", "seconds a canary run waits for its document to be cited", default=30.0
+    )
     api_keys: str = _env("RAG_API_KEYS", "comma list of key:tenant; empty = no auth (development only)", default="")
     api_keys_file: Path | None = _env(
         "RAG_API_KEYS_FILE", "file with one key:tenant per line (adds to RAG_API_KEYS)", default=None
@@ -282,6 +302,7 @@ _POSITIVE = {
     "min_version_wait_s",
     "breaker_failures",
     "breaker_reset_s",
+    "canary_timeout_s",
 }
 
 
@@ -307,6 +328,12 @@ def _validate(s: Settings) -> None:
         raise _fail("lag_interval_s", f"must be a finite number >= 0 (0 = off), got {s.lag_interval_s!r}")
     if not 0 <= s.health_interval_s < math.inf:
         raise _fail("health_interval_s", f"must be a finite number >= 0 (0 = off), got {s.health_interval_s!r}")
+    if s.fallback_chunks < 0:
+        raise _fail("fallback_chunks", f"must be >= 0 (0 = off), got {s.fallback_chunks}")
+    if not 0 <= s.canary_interval_s < math.inf:
+        raise _fail("canary_interval_s", f"must be a finite number >= 0 (0 = off), got {s.canary_interval_s!r}")
+    if not TENANT_RE.fullmatch(s.canary_tenant):
+        raise _fail("canary_tenant", f"must match {TENANT_RE.pattern}, got {s.canary_tenant!r}")
     if s.reindex_grace_s < 0:
         raise _fail("reindex_grace_s", f"must be >= 0, got {s.reindex_grace_s}")
     if not 1 <= s.web_port <= 65535:

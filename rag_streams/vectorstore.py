@@ -19,7 +19,16 @@ from qdrant_client import QdrantClient, models
 
 from rag_streams.qdrant_collections import Collection, QdrantCollections
 
-__all__ = ["Collection", "Hit", "Point", "QdrantVectorStore", "VectorStore", "complete_versions", "plan_reuse"]
+__all__ = [
+    "Collection",
+    "Hit",
+    "Point",
+    "QdrantVectorStore",
+    "VectorStore",
+    "complete_versions",
+    "hit_vector",
+    "plan_reuse",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +43,7 @@ class Hit:
     id: str
     score: float
     payload: dict[str, Any]
+    vector: Sequence[float] | None = None  #: searches return it (the fallback index keeps popular chunks)
 
 
 class VectorStore(Protocol):
@@ -77,6 +87,12 @@ class VectorStore(Protocol):
     async def flip_alias(self, tenant: str, collection: str) -> None: ...
     async def drop_collection(self, tenant: str, collection: str) -> None: ...
     async def close(self) -> None: ...
+
+
+def hit_vector(vector: Any) -> list[float] | None:
+    """A point's vector as the client returns it (unnamed, or the default of named vectors)."""
+    vector = vector.get("") if isinstance(vector, dict) else vector
+    return [float(x) for x in vector] if isinstance(vector, list) else None
 
 
 def _version_range(*, lt: int | None = None, lte: int | None = None) -> models.FieldCondition:
@@ -223,10 +239,10 @@ class QdrantVectorStore(QdrantCollections):
             flt = models.Filter(must=[models.FieldCondition(key="doc_id", match=models.MatchAny(any=list(doc_ids)))])
         res = await self._run(
             lambda: self._client.query_points(
-                self.alias(tenant), query=list(vector), limit=k, query_filter=flt, with_payload=True
+                self.alias(tenant), query=list(vector), limit=k, query_filter=flt, with_payload=True, with_vectors=True
             )
         )
-        return [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res.points]
+        return [Hit(str(p.id), float(p.score), dict(p.payload or {}), hit_vector(p.vector)) for p in res.points]
 
     async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]:
         """The version each document is stored at in full: every chunk of it, nothing older left.
