@@ -24,7 +24,7 @@ from rag_streams.errors import CliError
 
 __all__ = ["Pacer", "Window", "add_pacing_arguments", "build_pacer", "pacer_of", "parse_rate", "window_zone"]
 
-_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
+_HHMM = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?")
 DAY_S = 24 * 3600
 
 
@@ -56,23 +56,22 @@ class Window:
 
     @classmethod
     def parse(cls, text: str) -> Window:
-        """``HH:MM-HH:MM`` (24-hour clock); a bad value is a CliError naming ``--window``."""
+        """``HH:MM-HH:MM`` (24-hour clock; ``HH:MM:SS`` also accepted); a bad value is a CliError naming ``--window``."""
         first, sep, second = text.strip().partition("-")
         a, b = _HHMM.fullmatch(first.strip()), _HHMM.fullmatch(second.strip())
         if not sep or a is None or b is None:
             raise CliError(f"--window: expected HH:MM-HH:MM on a 24-hour clock (e.g. 01:00-05:00), got {text!r}")
-        return cls(time(int(a.group(1)), int(a.group(2))), time(int(b.group(1)), int(b.group(2))))
+        return cls(*(time(int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)) for m in (a, b)))
 
     def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+        return "-".join(f"{t:%H:%M:%S}" if t.second else f"{t:%H:%M}" for t in (self.start, self.end))
 
     def seconds_until_open(self, now: datetime) -> float:
         """0 when ``now`` is inside the window, else the seconds until it next opens."""
         if self.start == self.end:
             return 0.0
         of_day = now.hour * 3600 + now.minute * 60 + now.second + now.microsecond / 1e6
-        start = self.start.hour * 3600 + self.start.minute * 60
-        end = self.end.hour * 3600 + self.end.minute * 60
+        start, end = (t.hour * 3600 + t.minute * 60 + t.second for t in (self.start, self.end))
         inside = start <= of_day < end if start < end else of_day >= start or of_day < end
         if inside:
             return 0.0

@@ -56,6 +56,8 @@ def test_window_parse_and_str() -> None:
     assert (w.start, w.end) == (time(1, 0), time(5, 30))
     assert str(w) == "01:00-05:30"
     assert str(Window.parse(" 7:05 - 9:00 ")) == "07:05-09:00"
+    assert str(Window.parse("01:00:30-05:00")) == "01:00:30-05:00"
+    assert Window.parse("01:00:30-05:00").seconds_until_open(at(1, 0, 10)) == 20
 
 
 @pytest.mark.parametrize("bad", ["25:00-01:00", "01:00", "1-5", "01:60-02:00", "01:00-24:00", "", "a-b", "01:00-"])
