@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub = sub.add_parser("publish", help="publish files or folders as raw documents (doc_id = relative path)")
     pub.add_argument("--tenant", required=True)
     pub.add_argument("--version", type=int, default=None, help="document version (default: a monotonic clock)")
-    add_pacing_arguments(pub, "documents")
+    add_pacing_arguments(pub, "documents sent")
     pub.add_argument("paths", nargs="+", type=Path)
 
     d = sub.add_parser("delete", help="publish a DELETE of a document")
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tenant", required=True)
     r.add_argument("--model", default=None, help="sentence-transformers name or path (default: the current one)")
     r.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
-    add_pacing_arguments(r, "the tenant's documents replayed")
+    add_pacing_arguments(r, "of the tenant's documents replayed")
 
     lg = sub.add_parser(
         "lag", help="consumer lag per group, topic and partition; throughput, time to drain, replicas advised"

@@ -168,7 +168,7 @@ def build_pacer(zone_name: str, rate: str | None, window: str | None, notify: No
 
 def add_pacing_arguments(parser: argparse.ArgumentParser, what: str) -> None:
     """``--rate`` and ``--window`` (strings: ``pacer_of`` checks them, a bad one is one line, exit 2)."""
-    parser.add_argument("--rate", default=None, metavar="DOCS_PER_S", help=f"at most this many {what} per second")
+    parser.add_argument("--rate", default=None, metavar="DOCS_PER_S", help=f"at most this many {what} a second")
     parser.add_argument(
         "--window",
         default=None,
