@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_streams.errors import CliError
+from rag_streams.pacing import add_pacing_arguments, pacer_of
 from rag_streams.settings import Settings, SettingsError, load_settings
 from rag_streams.stages import ROLES
 
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub = sub.add_parser("publish", help="publish files or folders as raw documents (doc_id = relative path)")
     pub.add_argument("--tenant", required=True)
     pub.add_argument("--version", type=int, default=None, help="document version (default: a monotonic clock)")
+    add_pacing_arguments(pub, "documents sent")
     pub.add_argument("paths", nargs="+", type=Path)
 
     d = sub.add_parser("delete", help="publish a DELETE of a document")
@@ -96,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--tenant", required=True)
     r.add_argument("--model", default=None, help="sentence-transformers name or path (default: the current one)")
     r.add_argument("--api-key", default=None, help="bearer key for the index worker's API (embedded Qdrant)")
+    add_pacing_arguments(r, "of the tenant's documents replayed")
 
     bk = sub.add_parser(
         "backup", help="write a tenant's points (vectors, payloads), model and replay offsets to DIR (Parquet + JSON)"
@@ -180,7 +183,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         roles = [] if args.command == "serve" else _roles(args.role)
         return run_worker(settings, roles, serve_api=args.command == "serve" or "index" in roles)
     if args.command == "publish":
-        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version))
+        pacer = pacer_of(args, settings.window_timezone)
+        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version, pacer))
     if args.command == "delete":
         return asyncio.run(commands.delete(settings, args.tenant, args.doc_id, args.version))
     if args.command == "search":
@@ -190,7 +194,9 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if args.command == "reindex":
         from rag_streams.commands_reindex import reindex
 
-        return asyncio.run(reindex(settings, args.tenant, args.model, args.api_key))
+        return asyncio.run(
+            reindex(settings, args.tenant, args.model, args.api_key, pacer_of(args, settings.window_timezone))
+        )
     if args.command in ("backup", "restore"):
         from rag_streams import commands_backup
 

@@ -14,6 +14,7 @@ from tqdm import tqdm
 from rag_streams.admin import create_topics
 from rag_streams.errors import BadInput, CliError
 from rag_streams.kafka_local import LocalKafka
+from rag_streams.pacing import Pacer
 from rag_streams.producer import DocumentProducer
 from rag_streams.records import TENANT_RE
 from rag_streams.settings import Settings
@@ -64,11 +65,15 @@ def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
     return out
 
 
-async def publish(settings: Settings, tenant: str, paths: list[Path], version: int | None) -> int:
+async def publish(
+    settings: Settings, tenant: str, paths: list[Path], version: int | None, pacer: Pacer | None = None
+) -> int:
     files = collect_files(paths)
     failures = 0
     async with DocumentProducer(settings) as producer:
         for doc_id, path in tqdm(files, desc=f"publish {tenant}", unit="doc", file=sys.stderr):
+            if pacer is not None:  # sleeps between sends: the next file goes when allowed, none skipped
+                await pacer.acquire()
             try:
                 text = path.read_bytes().decode("utf-8")
                 await producer.upsert(tenant, doc_id, text, version, source=str(path), metadata={"path": doc_id})

@@ -32,6 +32,7 @@ from rag_streams.backup import (
 )
 from rag_streams.commands_reindex import _open, _Reindex
 from rag_streams.errors import CliError, retry_transient
+from rag_streams.pacing import Pacer
 from rag_streams.records import MAX_VERSION, TENANT_RE, Chunk
 from rag_streams.reindex import Collections
 from rag_streams.settings import Settings
@@ -186,7 +187,7 @@ async def restore(settings: Settings, folder: Path, api_key: str | None) -> int:
             f"this deployment uses {settings.chunk_tokens}/{settings.chunk_overlap}"
         )
     target, where = await _open(settings, meta.tenant, api_key)
-    job = _Restore(settings, meta.tenant, target, where)
+    job = _Restore(settings, meta.tenant, target, where, Pacer())  # restore is not paced
     try:
         return await job.restore(folder, meta)
     finally:

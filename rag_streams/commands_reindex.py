@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rag_streams.admin import partitions_of
 from rag_streams.chunking import chunk_document
 from rag_streams.embedding import Embedder
 from rag_streams.errors import BadInput, CliError, TransientError, retry_transient
+from rag_streams.pacing import Pacer
 from rag_streams.records import TENANT_RE, Chunk, RawDocument
 from rag_streams.reindex import (
     Collections,
@@ -38,11 +40,15 @@ __all__ = ["reindex"]
 log = logging.getLogger(__name__)
 
 
-async def reindex(settings: Settings, tenant: str, model: str | None, api_key: str | None) -> int:
+async def reindex(
+    settings: Settings, tenant: str, model: str | None, api_key: str | None, pacer: Pacer | None = None
+) -> int:
     if not TENANT_RE.fullmatch(tenant):
         raise CliError(f"--tenant: {tenant!r} does not match {TENANT_RE.pattern}")
+    pacer = pacer or Pacer()
+    await pacer.wait_for_window()  # nothing is created or read outside the window
     target, where = await _open(settings, tenant, api_key)
-    job = _Reindex(settings, tenant, target, where)
+    job = _Reindex(settings, tenant, target, where, pacer)
     try:
         return await job.run(model)
     finally:
@@ -74,8 +80,9 @@ def _model_source(model: str) -> str:
 
 
 class _Reindex:
-    def __init__(self, settings: Settings, tenant: str, target: Collections, where: str) -> None:
+    def __init__(self, settings: Settings, tenant: str, target: Collections, where: str, pacer: Pacer) -> None:
         self.settings, self.tenant, self.target, self.where = settings, tenant, target, where
+        self.pacer = pacer
         self.services = Services(settings)
         self.limiter = AsyncLimiter(settings.reindex_upsert_rate, 1.0)
         self.max_batch = max(1, int(settings.reindex_upsert_rate))
@@ -147,7 +154,7 @@ class _Reindex:
                 if not flipped:
                     rounds = 0
                     while chase_more(rounds, self.positions, ends := await consumer.end_offsets(parts)):
-                        await self._consume_until(ends)
+                        await self._consume_until(ends, paced=True)
                         rounds += 1
                     await retry_transient(self.target.flip_alias, self.tenant, self.collection, what="flip alias")
                     tqdm.write(f"alias {self.tenant} -> {self.collection}", file=sys.stderr)
@@ -171,15 +178,24 @@ class _Reindex:
     async def _positions(self) -> dict[TopicPartition, int]:
         return {tp: await self.consumer.position(tp) for tp in self.parts}
 
-    async def _consume_until(self, ends: dict[TopicPartition, int], *, deletes_only: bool = False) -> None:
+    async def _consume_until(
+        self, ends: dict[TopicPartition, int], *, deletes_only: bool = False, paced: bool = False
+    ) -> None:
+        """Apply the records up to ``ends``. ``paced`` (before the flip only): the pacer's rate and window
+        hold each batch back; after the flip the tail is what the live collection lacks: never paused."""
         self.bar.total = (self.bar.n or 0) + sum(max(0, ends[tp] - self.positions[tp]) for tp in self.parts)
         self.bar.refresh()
+        size = 4 * self.settings.embed_batch
+        if paced and self.pacer.rate is not None:
+            size = max(1, min(size, math.ceil(self.pacer.rate)))
         while not caught_up(self.positions, ends):
-            batch = await self.consumer.getmany(*self.parts, timeout_ms=1000, max_records=4 * self.settings.embed_batch)
+            batch = await self.consumer.getmany(*self.parts, timeout_ms=1000, max_records=size)
             actions, bad = collapse(
                 ((r.key, r.value, r.headers) for records in batch.values() for r in records), self.tenant
             )
             self.bad += bad
+            if paced and actions:  # positions are committed after _apply: a pause here loses nothing
+                await self.pacer.acquire(len(actions))
             await self._apply([a for a in actions if a.doc is None] if deletes_only else actions)
             await self.consumer.commit()  # resumable: a restart continues from here
             before, self.positions = self.positions, await self._positions()

@@ -131,6 +131,12 @@ class Settings:
         "token bucket of `reindex` and `restore` bulk upserts (points/s): keep it below RAG_TENANT_UPSERT_RATE so live writes stay fresh",
         default=200.0,
     )
+    window_timezone: str = _env(
+        "RAG_WINDOW_TIMEZONE",
+        "time zone of the `--window HH:MM-HH:MM` of `publish` and `reindex`: local (the machine's) or an"
+        " IANA name such as UTC or Europe/Paris",
+        default="local",
+    )
     reindex_grace_s: float = _env(
         "RAG_REINDEX_GRACE_S",
         "seconds `reindex` keeps the old collection after flipping the alias (queries in flight finish), then drops it",
@@ -334,6 +340,13 @@ def _validate(s: Settings) -> None:
         raise _fail("canary_interval_s", f"must be a finite number >= 0 (0 = off), got {s.canary_interval_s!r}")
     if not TENANT_RE.fullmatch(s.canary_tenant):
         raise _fail("canary_tenant", f"must match {TENANT_RE.pattern}, got {s.canary_tenant!r}")
+    if s.window_timezone != "local":
+        from rag_streams.pacing import window_zone
+
+        try:
+            window_zone(s.window_timezone)
+        except ValueError as exc:
+            raise _fail("window_timezone", str(exc)) from None
     if s.reindex_grace_s < 0:
         raise _fail("reindex_grace_s", f"must be >= 0, got {s.reindex_grace_s}")
     if not 1 <= s.web_port <= 65535:
