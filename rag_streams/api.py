@@ -15,7 +15,7 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rag_streams import metrics
+from rag_streams import metrics, tracing
 from rag_streams.breaker import BreakerOpen, CircuitBreaker
 from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
@@ -92,6 +92,7 @@ async def _json_body(request: Request) -> Any:
 
 class SearchView(ApiView):
     @access_log(log)
+    @tracing.server_span("search")
     async def post(self, request: Request, tenant: str) -> Response:
         try:
             api = self.api
@@ -103,7 +104,7 @@ class SearchView(ApiView):
                     partial(_indexed_versions, api, tenant), req.min_version, timeout_s=api.settings.min_version_wait_s
                 )
             cache, key = None if req.min_version else api.services.cache(), answer_key(req.query, req.k, req.doc_ids)
-            if cache is not None and (hit := await cache.get(tenant, key)) is not None:
+            if cache is not None and (hit := await tracing.call("cache.get", cache.get, tenant, key)) is not None:
                 return _raw_answer(self, hit, cached=True)  # also while the breaker is open
             results = await api.breaker.call(partial(_search, api, tenant, req))
         except ApiError as exc:
@@ -119,7 +120,7 @@ class SearchView(ApiView):
             return _answer(self, [], degraded=True)
         encoded = orjson.dumps(results)
         if cache is not None:
-            await cache.put(tenant, key, encoded)
+            await tracing.call("cache.put", cache.put, tenant, key, encoded)
         return _raw_answer(self, encoded, cached=False, pending=pending)
 
 
@@ -156,6 +157,7 @@ async def _search(api: Api, tenant: str, req: SearchRequest) -> list[dict[str, A
 
 
 def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
+    tracing.set_attributes({"rag.cached": False, "rag.degraded": degraded})
     body = {"results": results, "cached": False, "degraded": degraded}
     return view.bytes(orjson.dumps(body), content_type="application/json")
 
@@ -163,6 +165,7 @@ def _answer(view: View, results: list[Any], *, degraded: bool) -> Response:
 def _raw_answer(view: View, results: bytes, *, cached: bool, pending: Mapping[str, int] | None = None) -> Response:
     """An answer from results already encoded (a cache hit is served without decoding it).
     ``pending``: min_version documents not indexed at that version when the wait ran out."""
+    tracing.set_attributes({"rag.cached": cached, "rag.degraded": False})
     body = b'{"results":%b,"cached":%b,"degraded":false' % (results, b"true" if cached else b"false")
     if pending:
         body += b',"pending":%b' % orjson.dumps(pending)

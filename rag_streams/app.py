@@ -15,7 +15,7 @@ from typing import Any
 
 import faust
 
-from rag_streams import codecs
+from rag_streams import codecs, tracing
 from rag_streams.diagnostics import log_stall_view
 from rag_streams.faust_commit_gate import install_commit_gate
 from rag_streams.faust_commits import install_committed_offsets_forgotten
@@ -97,6 +97,7 @@ def create_app(
     """Build the worker's Faust app with the agents and tables of ``roles`` (none: the API alone)
     and, with ``http``, the HTTP API. Installs the Faust work-arounds (process-wide, once)."""
     install_workarounds()
+    tracing.configure()  # on when the OTEL_* variables name an exporter (docs/tracing.md)
     codecs.configure(settings)  # the Avro fingerprint order written, the raw topic's schema registry
     roles = tuple(roles)
     p = Pipeline(

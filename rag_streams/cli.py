@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag_streams import tracing
 from rag_streams.errors import CliError
 from rag_streams.settings import Settings, SettingsError, load_settings
 from rag_streams.stages import ROLES
@@ -128,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_progress_bars(sys.stderr)  # before tqdm or huggingface_hub is imported: both read it then
     try:
         settings = load_settings()
+        tracing.configure()  # on when the OTEL_* variables name an exporter (docs/tracing.md)
         return _dispatch(args, settings) or 0
     except KeyboardInterrupt:
         return 130
