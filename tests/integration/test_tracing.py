@@ -165,8 +165,12 @@ async def test_a_document_is_one_trace_across_the_worker_and_a_search_its_own(
 
     # published over HTTP: the PUT's server span is the root of the document's trace
     trace = collector.trace_of("guide.md")
+    batches = {link for t in trace for link in t["links"]}  # the batch spans its stage spans link to
+    batch_traces = {s["trace_id"] for s in collector.spans if s["span_id"] in batches}
     print(f"\nthe trace of guide.md, published over HTTP:\n{show(trace)}")
+    print(f"its batches (traces of their own):\n{show([s for s in collector.spans if s['trace_id'] in batch_traces])}")
     steps = chain(trace, "guide.md")
+    assert {s["name"] for s in collector.spans if s["span_id"] in batches} == {"embed batch", "index batch"}
     [put] = [s for s in trace if s["name"] == "documents.put"]
     assert steps["publish"]["parent"] == put["span_id"] and put["parent"] == ""
 
