@@ -18,7 +18,6 @@ from rag_streams.chunking import chunk_document
 from rag_streams.producer import DocumentProducer
 from rag_streams.records import REPAIR_HEADERS, RawDocument
 from rag_streams.search import SearchRequest, search
-from rag_streams.settings import SettingsError
 
 from conftest import chunk_documents, embed_chunks, index_embeddings, names, settings, settle
 
@@ -136,27 +135,3 @@ async def test_a_search_has_its_own_spans(fakes: Any, spans: InMemorySpanExporte
         one(finished, "vectorstore.search", **{"rag.tenant": "acme", "rag.hits": 0}).parent.span_id
         == root.context.span_id
     )
-
-
-@pytest.mark.parametrize(
-    ("env", "wanted"),
-    [
-        ({}, []),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318"}, ["otlp"]),
-        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://localhost:4318/v1/traces"}, ["otlp"]),
-        ({"OTEL_TRACES_EXPORTER": "console,otlp"}, ["console", "otlp"]),
-        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, []),
-        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:4318"}, []),
-    ],
-)
-def test_the_otel_variables_turn_it_on(env: dict[str, str], wanted: list[str]) -> None:
-    assert tracing.exporters(env) == wanted
-
-
-@pytest.mark.parametrize(
-    "env",
-    [{"OTEL_TRACES_EXPORTER": "zipkin"}, {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}],
-)
-def test_an_exporter_that_is_not_installed_is_refused(env: dict[str, str]) -> None:
-    with pytest.raises(SettingsError, match="OTEL_"):
-        tracing.exporters(env)
