@@ -9,8 +9,12 @@ check, and no record gets a header.
 The context crosses Kafka as W3C ``traceparent``/``tracestate`` record headers (:func:`inject`): the
 publish span is the parent of the chunk stage's span for that message, which is the parent of the
 chunks' embed spans, and so on. Faust fetches in a thread of its own, so the context is never taken
-from the consumer: each stage reads it from the event's headers, in the agent's task
-(:func:`consuming`). The stages' spans (per message, per batch, the store write): :mod:`rag_streams.stage_tracing`.
+from the consumer: each stage reads it from the event's headers, in the agent's task. The stages'
+spans (per message, per batch, the store write): :mod:`rag_streams.stage_tracing`.
+
+The ``OTEL_*`` variables are the OpenTelemetry SDK's own (its exporter and processors read them from
+the environment themselves), not ``RAG_*`` settings: :func:`configure` only decides whether to turn
+the SDK on, and refuses an exporter that is not installed.
 """
 
 from __future__ import annotations
