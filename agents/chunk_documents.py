@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rag_streams import metrics
+from rag_streams import metrics, stage_tracing, tracing
 from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.errors import BadInput, retry_transient
@@ -65,6 +65,8 @@ def register(p: Pipeline) -> Any:
             return
         repair = is_repair(event.message.headers)
         verdict = judge(state, doc.version, is_delete=doc.op == DELETE, repair=repair)
+        stage_tracing.annotate(event, doc)
+        tracing.set_attributes({"rag.verdict": verdict.value})
         if verdict not in (Verdict.APPLY, Verdict.REPAIR):
             if verdict is Verdict.STALE:
                 metrics.stale_writes_dropped_total.labels(STAGE).inc()
@@ -75,6 +77,7 @@ def register(p: Pipeline) -> Any:
         embedder = await services.embedder()
         size, overlap = settings.chunk_tokens, settings.chunk_overlap
         chunks = await asyncio.to_thread(chunk_document, doc, embedder, size=size, overlap=overlap)
+        stage_tracing.annotate(event, doc, chunks=len(chunks))
         partition, key = event.message.partition, doc.key.encode()
         headers = REPAIR_HEADERS if repair else None
         async with runtime.emit(event):  # the sends and the version they record: one transaction
@@ -83,7 +86,9 @@ def register(p: Pipeline) -> Any:
                 value = None if doc.op == DELETE else RAW.single_object(event.message.value, doc)
                 await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
             for chunk in chunks:
-                await chunks_topic.send(key=key, value=CHUNK.encode(chunk), partition=partition, headers=headers)
+                await chunks_topic.send(
+                    key=key, value=CHUNK.encode(chunk), partition=partition, headers=tracing.inject(headers)
+                )
             if verdict is Verdict.APPLY:
                 accepted[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
         if verdict is Verdict.APPLY:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rag_streams import metrics
+from rag_streams import metrics, stage_tracing, tracing
 from rag_streams.codecs import CHUNK, EMBEDDING
 from rag_streams.embed_model import embed_isolating
 from rag_streams.embed_plan import Action, plan_embeddings, slot_of
@@ -46,6 +46,9 @@ def register(p: Pipeline) -> Any:
             {c.key: docs.get(c.key) for c in chunks},
             {slot_of(c): slots.get(slot_of(c)) for c in chunks if c.op != DELETE},
         )
+        if tracing.enabled():  # each document's span: its version, its chunks by action
+            for (event, chunk), action in zip(decoded, plan.actions, strict=True):
+                stage_tracing.annotate(event, chunk, **{f"chunks_{action.value}": 1})
         # each tenant's chunks are embedded with the model of its current collection (see reindex)
         embedders: dict[str, Embedder] = {}
         for tenant in sorted({c.tenant_id for c in chunks}):
@@ -59,7 +62,8 @@ def register(p: Pipeline) -> Any:
             metrics.embed_batch_size.observe(len(positions))
             embedder = embedders[chunks[positions[0]].tenant_id]
             texts = [chunks[p].text for p in positions]
-            embedded, failed = await embed_isolating(services.run_model, embedder, texts)
+            with tracing.span("embed.model", {"rag.model": embedder.model_name, "rag.texts": len(texts)}):
+                embedded, failed = await embed_isolating(services.run_model, embedder, texts)
             vectors.update({positions[i]: vector for i, vector in embedded.items()})
             for i, error in failed.items():  # the model failed on this chunk for good: dead-letter it
                 await runtime.dead_letter(decoded[positions[i]][0], error)
@@ -72,7 +76,7 @@ def register(p: Pipeline) -> Any:
                     key=event.message.key,
                     value=EMBEDDING.encode(out),
                     partition=event.message.partition,
-                    headers=REPAIR_HEADERS if repairs[pos] else None,
+                    headers=tracing.inject(REPAIR_HEADERS if repairs[pos] else None),
                 )
                 # in the send's transaction: a replay of this event finds them and is dropped
                 for table, key, value in plan.writes_by_position.get(pos, []):

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from rag_streams import metrics
+from rag_streams import metrics, stage_tracing, tracing
 from rag_streams.codecs import EMBEDDING
 from rag_streams.embedding import from_bytes
 from rag_streams.errors import BadInput
@@ -48,6 +48,9 @@ def register(p: Pipeline) -> Any:
             {slot_key(i): slots.get(slot_key(i)) for i in items if i.op != DELETE},
             [is_repair(event.message.headers) for event, _ in decoded],
         )
+        if tracing.enabled():  # each document's span: its version, its chunks by verdict
+            for pos, (event, (item, _)) in enumerate(decoded):
+                stage_tracing.annotate(event, item, **{f"chunks_{plan.verdicts[pos].value}": 1})
         failed, touched = await apply_plan(
             services.store(), services.limiter, plan, items, [vector for _, (_, vector) in decoded]
         )

@@ -15,7 +15,7 @@ import orjson
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from rag_streams import fallback, metrics
+from rag_streams import fallback, metrics, tracing
 from rag_streams.breaker import BreakerOpen, CircuitBreaker
 from rag_streams.cache import answer_key
 from rag_streams.errors import BadInput, is_transient
@@ -95,6 +95,7 @@ async def _json_body(request: Request) -> Any:
 
 class SearchView(ApiView):
     @access_log(log)
+    @tracing.server_span("search")
     async def post(self, request: Request, tenant: str) -> Response:
         try:
             api = self.api
@@ -106,7 +107,7 @@ class SearchView(ApiView):
                     partial(_indexed_versions, api, tenant), req.min_version, timeout_s=api.settings.min_version_wait_s
                 )
             cache, key = None if req.min_version else api.services.cache(), answer_key(req.query, req.k, req.doc_ids)
-            if cache is not None and (hit := await cache.get(tenant, key)) is not None:
+            if cache is not None and (hit := await tracing.call("cache.get", cache.get, tenant, key)) is not None:
                 return _raw_answer(self, hit, source="cache")  # also while the breaker is open
             results = await api.breaker.call(partial(_search, api, tenant, req))
         except ApiError as exc:
@@ -122,13 +123,14 @@ class SearchView(ApiView):
             return await _degraded(self, tenant, req)
         encoded = orjson.dumps(results)
         if cache is not None:
-            await cache.put(tenant, key, encoded)
+            await tracing.call("cache.put", cache.put, tenant, key, encoded)
         return _raw_answer(self, encoded, source="store", pending=pending)
 
 
 async def _degraded(view: ApiView, tenant: str, req: SearchRequest) -> Response:
     """The store is unavailable: the fallback index's answer, or none (rag_streams/fallback.py)."""
     results, source = await fallback.answer(view.api.fallback, view.api.services, tenant, req)
+    tracing.set_attributes({"rag.cached": False, "rag.degraded": True, "rag.source": source})
     body = {"results": results, "cached": False, "degraded": True, "source": source}
     return view.bytes(orjson.dumps(body), content_type="application/json")
 
@@ -171,6 +173,7 @@ def _raw_answer(view: View, results: bytes, *, source: str, pending: Mapping[str
     """An answer from results already encoded (a cache hit is served without decoding it), from
     ``source`` (store or cache). ``pending``: min_version documents not indexed at that version
     when the wait ran out."""
+    tracing.set_attributes({"rag.cached": source == "cache", "rag.degraded": False, "rag.source": source})
     cached = b"true" if source == "cache" else b"false"
     body = b'{"results":%b,"cached":%b,"degraded":false,"source":"%b"' % (results, cached, source.encode())
     if pending:

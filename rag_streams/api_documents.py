@@ -18,6 +18,7 @@ import orjson
 from aiokafka.errors import KafkaError
 from faust.web import Request, Response
 
+from rag_streams import tracing
 from rag_streams.api import Api, ApiError, ApiView, _error, _json_body
 from rag_streams.api_inputs import query_version, upsert_fields
 from rag_streams.errors import BadInput, is_transient
@@ -66,6 +67,7 @@ class DocumentView(ApiView):
     documents: ClassVar[Documents]
 
     @access_log(log)
+    @tracing.server_span("documents.put")
     async def put(self, request: Request, tenant: str, doc_id: str) -> Response:
         async def publish() -> int:
             text, version, metadata = upsert_fields(await _json_body(request))
@@ -74,6 +76,7 @@ class DocumentView(ApiView):
         return await self._published(request, tenant, doc_id, "upsert", publish)
 
     @access_log(log)
+    @tracing.server_span("documents.delete")
     async def delete(self, request: Request, tenant: str, doc_id: str) -> Response:
         async def publish() -> int:
             version = query_version(request.query.get("version"))

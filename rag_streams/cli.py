@@ -13,9 +13,10 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag_streams import tracing
 from rag_streams.errors import CliError
 from rag_streams.pacing import add_pacing_arguments, pacer_of
-from rag_streams.settings import Settings, SettingsError, load_settings
+from rag_streams.settings import Settings, SettingsError, load_settings, otel_environment
 from rag_streams.stages import ROLES
 
 log = logging.getLogger(__name__)
@@ -154,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_progress_bars(sys.stderr)  # before tqdm or huggingface_hub is imported: both read it then
     try:
         settings = load_settings()
+        tracing.configure(otel_environment())  # on when the OTEL_* variables name an exporter (docs/tracing.md)
         return _dispatch(args, settings) or 0
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
-from rag_streams import metrics
+from rag_streams import metrics, stage_tracing
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.indexing import Plan, payload
 from rag_streams.ratelimit import UpsertLimiter
@@ -39,7 +39,10 @@ async def apply_plan(
         failed.update(await _isolating(upsert, items, positions))
     for (tenant, version), positions in plan.reuses.items():
         updates = [(items[p].chunk_id, payload(items[p])) for p in positions]
-        missing = set(await retry_transient(store.reuse, tenant, updates, version=version, what="reuse", attempts=None))
+        with stage_tracing.store_write("vectorstore.reuse", tenant, [items[p] for p in positions]):
+            missing = set(
+                await retry_transient(store.reuse, tenant, updates, version=version, what="reuse", attempts=None)
+            )
         for p in positions:
             if items[p].chunk_id in missing:  # nothing stored to reuse: only a re-embedding can fix it
                 failed[p] = PermanentError("unchanged chunk has no stored point to reuse; run verify --repair")
@@ -68,14 +71,14 @@ async def _upsert(
             store.ensure_tenant, tenant, first.dim, first.model, what="ensure collection", attempts=None
         )
         for start in range(0, len(batch), limiter.max_batch):
-            points = [
-                Point(item.chunk_id, vector, payload(item)) for item, vector in batch[start : start + limiter.max_batch]
-            ]
+            part = batch[start : start + limiter.max_batch]
+            points = [Point(item.chunk_id, vector, payload(item)) for item, vector in part]
             await limiter.acquire(tenant, len(points))
             started = time.perf_counter()
-            await retry_transient(
-                store.upsert, tenant, points, version=version, same_version=repair, what="upsert", attempts=None
-            )
+            with stage_tracing.store_write("vectorstore.upsert", tenant, [item for item, _ in part]):
+                await retry_transient(
+                    store.upsert, tenant, points, version=version, same_version=repair, what="upsert", attempts=None
+                )
             metrics.vectorstore_upsert_seconds.observe(time.perf_counter() - started)
             metrics.chunks_indexed_total.labels(tenant).inc(len(points))
     except PermanentError:

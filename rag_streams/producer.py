@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from rag_streams import tracing
 from rag_streams.codecs import RAW, configure
 from rag_streams.records import DELETE, UPSERT, RawDocument, validate_raw
 from rag_streams.settings import Settings, load_settings
@@ -62,14 +63,17 @@ class DocumentProducer:
 
     async def send(self, doc: RawDocument, *, headers: list[tuple[str, bytes]] | None = None) -> RawDocument:
         doc = validate_raw(doc, max_bytes=self.settings.max_doc_bytes)
-        await self._producer.send_and_wait(self.topic, RAW.encode(doc), key=doc.key.encode(), headers=headers)
+        with tracing.publishing(self.topic, doc):  # traced: the record carries the span's traceparent
+            value, key = RAW.encode(doc), doc.key.encode()
+            await self._producer.send_and_wait(self.topic, value, key=key, headers=tracing.inject(headers))
         return doc
 
     async def send_raw(
         self, key: bytes, value: bytes | None, *, headers: list[tuple[str, bytes]] | None = None
     ) -> None:
         """Publish an already encoded raw message as is (a replay from rag.documents.latest)."""
-        await self._producer.send_and_wait(self.topic, value, key=key, headers=headers)
+        with tracing.publishing(self.topic, key=key):
+            await self._producer.send_and_wait(self.topic, value, key=key, headers=tracing.inject(headers))
 
     async def upsert(
         self,

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from rag_streams import metrics
+from rag_streams import metrics, tracing
 from rag_streams.embedding import Embedder
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.records import MAX_VERSION, check_doc_id
@@ -134,10 +134,12 @@ async def search(
 ) -> list[dict[str, Any]]:
     """Embed the question and query the store, waiting at most ``timeout_s`` (then ``TimeoutError``).
     ``feed`` gets the store's hits (the fallback index counts them)."""
-    vector = (await asyncio.to_thread(embedder.embed, [req.query]))[0].tolist()
+    with tracing.span("search.embed", {"rag.model": embedder.model_name}):
+        vector = (await asyncio.to_thread(embedder.embed, [req.query]))[0].tolist()
     started = time.perf_counter()
-
-    hits = await asyncio.wait_for(store.search(tenant, vector, req.k, doc_ids=req.doc_ids or None), timeout_s)
+    with tracing.span("vectorstore.search", {"rag.tenant": tenant, "rag.k": req.k}, kind=tracing.CLIENT):
+        hits = await asyncio.wait_for(store.search(tenant, vector, req.k, doc_ids=req.doc_ids or None), timeout_s)
+        tracing.set_attributes({"rag.hits": len(hits)})
     metrics.vectorstore_query_time_seconds.observe(time.perf_counter() - started)
     if feed is not None:
         feed(hits)

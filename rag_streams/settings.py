@@ -406,3 +406,10 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
         if name in env:
             kwargs[f.name] = _convert(f.name, f.type, env[name])
     return Settings(**kwargs)
+
+
+def otel_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The OpenTelemetry SDK's own ``OTEL_*`` variables (its standard names, not ``RAG_*``; see
+    docs/tracing.md): rag_streams.tracing.configure reads them from here."""
+    env = os.environ if environ is None else environ
+    return {k: v for k, v in env.items() if k.startswith("OTEL_")}

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
-from rag_streams import metrics
+from rag_streams import metrics, stage_tracing
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import PermanentError
 from rag_streams.faust_acks import redelivered_unless_done
@@ -51,7 +51,10 @@ class StageRuntime:
         rebalance, a bug) is not acked, so its partition's next owner processes it again; one that
         fails for good (PermanentError) is dead-lettered and acked."""
         async for event in stream.events():
-            with redelivered_unless_done(self.app.consumer, [event]):
+            with (
+                redelivered_unless_done(self.app.consumer, [event]),
+                stage_tracing.consuming(self.name, [event], batch=False),
+            ):
                 try:
                     await handle(event)
                 except PermanentError as exc:
@@ -64,7 +67,10 @@ class StageRuntime:
         :meth:`decoded`); a batch cut off is not acked."""
         size, within = self.settings.embed_batch, self.settings.embed_window_s
         async for events in stream.take_events(size, within=within):
-            with redelivered_unless_done(self.app.consumer, events):
+            with (
+                redelivered_unless_done(self.app.consumer, events),
+                stage_tracing.consuming(self.name, events, batch=True),
+            ):
                 await handle(events)
             metrics.messages_processed_total.labels(self.name).inc(len(events))
 
@@ -80,8 +86,9 @@ class StageRuntime:
 
     def emit(self, event: Any) -> AbstractAsyncContextManager[None]:
         """Send ``event``'s outputs and write its table rows in one unit that no commit splits, in
-        the transaction of ``event``'s partition. Never nested: a waiting commit would deadlock."""
-        return emitting_for(event)
+        the transaction of ``event``'s partition. Never nested: a waiting commit would deadlock.
+        Traced, ``event``'s span is current in it: its sends' ``tracing.inject(headers)`` carry it."""
+        return stage_tracing.emitting(event, emitting_for(event))
 
     def record(self, event: Any) -> AbstractContextManager[None]:
         """Write table rows (no sends) under ``event``: their changelog records commit in the
