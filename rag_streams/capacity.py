@@ -38,6 +38,7 @@ WAL_BYTES_PER_SHARD = 32 * 2**20  # Qdrant's default wal_capacity_mb: 32
 LARGE_TENANT = 1_000_000  # vectors: big enough for a shard of its own
 MANY_TENANTS = 1_000  # collections: beyond this, one collection with a tenant key
 TOP_K = 5  # `rag-streams search -k` default
+TIERED = "one collection, is_tenant index (tiered)"
 OVERSAMPLING = {"none": 0, "int8": 2, "binary": 4}  # rescoring reads: k x oversampling originals
 
 # Measured on the development machine (2 cores of an AMD EPYC VM, CPU only); see docs/multitenancy.md.
@@ -100,7 +101,7 @@ class Plan:
     layout: str
     layout_reason: str
     collections: int
-    shards_per_tenant: int
+    shards_per_tenant: int  # what a tenant of that size would take on its own (tiered: shares them)
     shards_total: int  # replicas included
     shards_per_node: int
     wal_total: int  # bytes of WAL, replicas included
@@ -164,7 +165,10 @@ def make_plan(p: PlanInputs) -> Plan:
     shards_per_tenant = max(1, math.ceil(tenant_ram / (usable_ram / 2)))
     layout, reason = _layout(p)
     collections = p.tenants if layout == "collection per tenant" else 1
-    shards_total = p.tenants * shards_per_tenant * p.replicas
+    if layout == TIERED:  # small tenants share the fallback shards: as many as their data needs
+        shards_total = max(1, math.ceil(ram / (usable_ram / 2))) * p.replicas
+    else:
+        shards_total = p.tenants * shards_per_tenant * p.replicas
     bulk_rate = n / (p.bulk_days * 86_400)
     embed_workers = math.ceil(bulk_rate / p.embed_rate)
     message = original + p.payload_bytes
@@ -218,7 +222,7 @@ def _layout(p: PlanInputs) -> tuple[str, str]:
             f"more than {MANY_TENANTS:,} large tenants: custom sharding, one shard key each, instead of "
             "as many collections"
         )
-    return "one collection, is_tenant index (tiered)", (
+    return TIERED, (
         f"small tenants (< {LARGE_TENANT:,} vectors) share the fallback shard, filtered on an is_tenant "
         "keyword index; promote a tenant to its own shard key once it grows past that"
     )

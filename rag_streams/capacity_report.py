@@ -13,6 +13,7 @@ from rag_streams.capacity import (
     OVERHEAD,
     PAYLOAD_BYTES,
     QUANTIZATIONS,
+    TIERED,
     Plan,
     PlanInputs,
     check_quantization,
@@ -104,9 +105,13 @@ def render(plan: Plan) -> str:
         f"  embeddings topic     {plan.topic_bytes_per_s / 1e6:,.1f} MB/s ({plan.message_bytes:,} B a record)",
         "",
         "Qdrant layout",
-        f"  {plan.layout}: {plan.collections:,} collection{'s' if plan.collections > 1 else ''}, "
-        f"{plan.shards_per_tenant} shard{'s' if plan.shards_per_tenant > 1 else ''} a tenant, "
-        f"{plan.shards_total:,} shards with replicas",
+        *textwrap.wrap(
+            f"{plan.layout}: {plan.collections:,} collection{'s' if plan.collections > 1 else ''}, "
+            f"{_shards(plan)}, {plan.shards_total:,} shards with replicas",
+            98,
+            initial_indent="  ",
+            subsequent_indent="    ",
+        ),
         *textwrap.wrap(f"why: {plan.layout_reason}", 98, initial_indent="  ", subsequent_indent="       "),
         "",
         f"Per vector                             RAM      disk   ({'originals on disk' if q != 'none' else 'all in RAM'})",
@@ -147,3 +152,10 @@ def _row(name: str, ram: float, disk: float) -> str:
 
 def _total(name: str, one: str, replicated: str) -> str:
     return f"  {name:<25}{one:>12} {replicated:>12}".rstrip()
+
+
+def _shards(plan: Plan) -> str:
+    if plan.layout == TIERED:
+        shared = plan.shards_total // plan.inputs.replicas
+        return f"the tenants share the fallback shard key ({shared} shard{'s' if shared > 1 else ''})"
+    return f"{plan.shards_per_tenant} shard{'s' if plan.shards_per_tenant > 1 else ''} a tenant"

@@ -64,7 +64,10 @@ def test_shards_layouts_and_budget_follow_the_inputs() -> None:
     assert make_plan(PlanInputs(10, 20_000_000)).shards_per_tenant == 2
     assert make_plan(PlanInputs(5_000, 10_000_000)).layout == "one collection, shard key per tenant"
     small = make_plan(PlanInputs(100, 50_000, replicas=3))
-    assert (small.layout, small.collections) == ("one collection, is_tenant index (tiered)", 1)
+    assert (small.layout, small.collections, small.shards_total) == ("one collection, is_tenant index (tiered)", 1, 3)
+    # 10,000 tenants of 500k int8 vectors: 5e9 x 768 B over shards of at most 24 GiB, then 2 replicas
+    many = make_plan(PlanInputs(10_000, 500_000, quantization="int8"))
+    assert many.shards_total == math.ceil(5e9 * 768 / (24 * GIB)) * 2 == 300
     assert small.nodes == 3  # the replicas need three nodes however small the data
     assert {b.name.split(",")[0]: b.ms for b in small.budget}["HNSW search"] == 7.9  # measured at 100k
     assert make_plan(PlanInputs(100, 10_000_000, hnsw_m=32)).link_bytes == 256
