@@ -47,7 +47,7 @@ QUERY_EMBED_P99_MS = 15.4  # one question through all-MiniLM-L6-v2 (scripts/plan
 API_CACHED_P99_MS = 1.4  # README: HTTP query cached p99 1.39 ms (aiohttp + auth + Redis, loopback)
 STORE_P99_MS = 7.9  # README: Qdrant Edge query p99 at 100,000 points, HNSW built
 STORE_P99_POINTS = 100_000
-PAYLOAD_BYTES = 1024  # p95 of the measured JSON payload per 200-token chunk (mean 828 B)
+PAYLOAD_BYTES = 1024  # measured JSON payload per 200-token chunk: mean 828 B, p95 1,067 B
 # Estimates, not measured here.
 CLIENT_NETWORK_MS = 10.0  # client <-> API: TLS, one region
 STORE_NETWORK_MS = 2.0  # API <-> Qdrant, same zone
