@@ -42,10 +42,10 @@ TIERED = "one collection, is_tenant index (tiered)"
 OVERSAMPLING = {"none": 0, "int8": 2, "binary": 4}  # rescoring reads: k x oversampling originals
 
 # Measured on the development machine (2 cores of an AMD EPYC VM, CPU only); see docs/multitenancy.md.
-EMBED_RATE = 25.0  # chunks/s of one CPU embed worker: README's bare-encode ceiling, 25.30
+EMBED_RATE = 25.0  # chunks/s of one CPU embed worker: docs/performance.md, bare-encode ceiling 25.30
 QUERY_EMBED_P99_MS = 15.4  # one question through all-MiniLM-L6-v2 (scripts/plan_inputs.py)
-API_CACHED_P99_MS = 1.4  # README: HTTP query cached p99 1.39 ms (aiohttp + auth + Redis, loopback)
-STORE_P99_MS = 7.9  # README: Qdrant Edge query p99 at 100,000 points, HNSW built
+API_CACHED_P99_MS = 1.4  # docs/performance.md: HTTP query cached p99 1.39 ms (aiohttp + auth + Redis, loopback)
+STORE_P99_MS = 7.9  # docs/performance.md: Qdrant Edge query p99 at 100,000 points, HNSW built
 STORE_P99_POINTS = 100_000
 PAYLOAD_BYTES = 1024  # measured JSON payload per 200-token chunk: mean 828 B, p95 1,067 B
 # Estimates, not measured here.
