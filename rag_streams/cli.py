@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="DIR", help="draw PNG plots into DIR (matplotlib)")
     b.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="text files to use instead of the default")
+    from rag_streams.capacity_report import add_arguments as plan_arguments
+
+    plan_arguments(sub.add_parser("plan", help="capacity plan for many tenants: partitions, memory, disk, nodes, p99"))
     return p
 
 
@@ -224,6 +227,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         from rag_streams.bench import BenchOptions, run_bench
 
         return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus))
+    if args.command == "plan":
+        from rag_streams.capacity_report import run_plan
+
+        return run_plan(args)
     raise CliError(f"unknown command {args.command}")
 
 
