@@ -24,7 +24,7 @@ from faust.web import Request, Response, View
 from rag_streams.api import Api, ApiError, ApiView, _error, _json_body
 from rag_streams.errors import BadInput
 from rag_streams.records import MAX_VERSION, check_doc_id
-from rag_streams.vectorstore import Point
+from rag_streams.store_base import Point
 
 MAX_GENERATION = 1_000_000
 MAX_DIM = 65_536  # Qdrant's largest vector size

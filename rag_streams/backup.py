@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from rag_streams.errors import CliError
 from rag_streams.reindex import DocAction, collapse
-from rag_streams.vectorstore import Point, complete_versions
+from rag_streams.store_base import Point, complete_versions
 
 __all__ = [
     "FORMAT",

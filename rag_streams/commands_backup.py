@@ -34,10 +34,9 @@ from rag_streams.commands_reindex import _open, _Reindex
 from rag_streams.errors import CliError, retry_transient
 from rag_streams.pacing import Pacer
 from rag_streams.records import MAX_VERSION, TENANT_RE, Chunk
-from rag_streams.reindex import Collections
 from rag_streams.settings import Settings
+from rag_streams.store_base import Collection, Collections, Point
 from rag_streams.topics import TopicNames
-from rag_streams.vectorstore import Collection, Point
 
 __all__ = ["backup", "restore"]
 

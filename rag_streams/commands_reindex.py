@@ -21,7 +21,6 @@ from rag_streams.errors import BadInput, CliError, TransientError, retry_transie
 from rag_streams.pacing import Pacer
 from rag_streams.records import TENANT_RE, Chunk, RawDocument
 from rag_streams.reindex import (
-    Collections,
     DocAction,
     caught_up,
     chase_more,
@@ -33,8 +32,8 @@ from rag_streams.reindex import (
 from rag_streams.reindex_remote import RemoteCollections
 from rag_streams.services import MODEL_CACHE_S, Services
 from rag_streams.settings import Settings
+from rag_streams.store_base import Collection, Collections
 from rag_streams.topics import TopicNames
-from rag_streams.vectorstore import Collection
 
 __all__ = ["reindex"]
 log = logging.getLogger(__name__)

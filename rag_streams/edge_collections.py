@@ -38,7 +38,7 @@ from qdrant_edge import Point as EdgePoint
 from rag_streams.edge_shards import META, EdgeIndexBuilds, StoreLocked, _Open, _write_atomically
 from rag_streams.errors import BadInput
 from rag_streams.ids import collection_alias, collection_name
-from rag_streams.qdrant_collections import Collection, own_generation
+from rag_streams.store_base import Collection, own_generation
 
 __all__ = ["EdgeCollections", "StoreLocked"]
 

@@ -30,7 +30,7 @@ from qdrant_edge import (
 )
 
 from rag_streams.edge_collections import EdgeCollections
-from rag_streams.vectorstore import Hit, Point, complete_versions, hit_vector, plan_reuse
+from rag_streams.store_base import Hit, Point, complete_versions, hit_vector, plan_reuse
 
 __all__ = ["EdgeVectorStore"]
 

@@ -52,6 +52,10 @@ def is_transient(exc: BaseException) -> bool:
         return False
     if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError)):
         return True
+    if type(exc).__name__ in {"AioRpcError", "_InactiveRpcError"}:  # qdrant's grpc transport, by name
+        return True
+    if not type(exc).__module__.startswith("qdrant_client"):  # not imported for the Edge store's errors
+        return False
     # qdrant-client: transport failures and 5xx / 429 answers are transient.
     from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
@@ -60,8 +64,7 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, UnexpectedResponse):
         status = exc.status_code or 0
         return status >= 500 or status == 429
-    # rpc errors from qdrant's grpc transport, by name to avoid importing grpc.
-    return type(exc).__name__ in {"AioRpcError", "_InactiveRpcError"}
+    return False
 
 
 async def retry_transient(

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rag_streams import metrics
-from rag_streams.vectorstore import Hit
+from rag_streams.store_base import Hit
 
 if TYPE_CHECKING:
     from rag_streams.search import SearchRequest

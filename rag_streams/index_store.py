@@ -13,7 +13,7 @@ from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.indexing import Plan, payload
 from rag_streams.ratelimit import UpsertLimiter
 from rag_streams.records import EmbeddingUpsert
-from rag_streams.vectorstore import Point, VectorStore
+from rag_streams.store_base import Point, VectorStore
 
 __all__ = ["apply_plan"]
 

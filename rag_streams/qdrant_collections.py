@@ -12,51 +12,17 @@ import re
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
 
 from rag_streams.errors import BadInput
 from rag_streams.ids import collection_alias, collection_name
+from rag_streams.store_base import Collection, own_generation
 
-__all__ = ["Collection", "QdrantCollections", "own_generation"]
+__all__ = ["QdrantCollections"]
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Collection:
-    """A tenant's physical collection ``{prefix}_{tenant}__v{n}`` and the model of its vectors."""
-
-    name: str
-    generation: int
-    model: str  # the model name points carry in their payload
-    dim: int
-    source: str | None = None  # what a worker loads for it; None = its own RAG_EMBED_MODEL
-    aliased: bool = False  # the tenant's alias points at it: queries read it
-
-    def to_json(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__slots__}
-
-    @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Collection:
-        return cls(**{f: body[f] for f in cls.__slots__ if f in body})
-
-    @classmethod
-    def from_meta(cls, name: str, generation: int, meta: dict[str, Any], aliased: bool) -> Collection:
-        """From the metadata a store keeps with the collection (model, dim, source)."""
-        source = meta.get("source")
-        return cls(
-            name, generation, str(meta.get("model", "")), int(meta.get("dim", 0)), source and str(source), aliased
-        )
-
-
-def own_generation(alias: str, tenant: str, collection: str) -> str:
-    """``collection`` if it is one of the tenant's generations (``{alias}__v{n}``), never another's."""
-    if not re.fullmatch(re.escape(alias) + r"__v\d+", collection):
-        raise BadInput(f"{collection!r} is not a collection of tenant {tenant!r}")
-    return collection
 
 
 class QdrantCollections:

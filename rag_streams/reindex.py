@@ -22,16 +22,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from rag_streams.codecs import RAW
 from rag_streams.errors import CliError, PermanentError
 from rag_streams.indexing import payload
 from rag_streams.records import DELETE, DELETED_VERSION_HEADER, Chunk, EmbeddingUpsert, RawDocument
-from rag_streams.vectorstore import Collection, Point
+from rag_streams.store_base import Collection, Point
 
 __all__ = [
-    "Collections",
     "DocAction",
     "ResumePlan",
     "caught_up",
@@ -41,38 +40,6 @@ __all__ = [
     "plan_resume",
     "points_of",
 ]
-
-
-class Collections(Protocol):
-    """What a reindex writes through: the ``VectorStore`` itself (Qdrant server, or embedded Qdrant
-    no worker holds) or ``RemoteCollections`` (the index worker's admin API, embedded Qdrant)."""
-
-    async def collections(self, tenant: str) -> list[Collection]: ...
-    async def create_generation(
-        self, tenant: str, generation: int, dim: int, model: str, source: str | None = None
-    ) -> Collection: ...
-    async def upsert(
-        self,
-        tenant: str,
-        points: Sequence[Point],
-        *,
-        version: int,
-        same_version: bool = False,
-        collection: str | None = None,
-    ) -> None: ...
-    async def delete_doc(
-        self,
-        tenant: str,
-        doc_id: str,
-        *,
-        below_version: int | None = None,
-        upto_version: int | None = None,
-        collection: str | None = None,
-    ) -> None: ...
-    async def trim_doc(self, tenant: str, doc_id: str, *, version: int, collection: str | None = None) -> None: ...
-    async def flip_alias(self, tenant: str, collection: str) -> None: ...
-    async def drop_collection(self, tenant: str, collection: str) -> None: ...
-    async def close(self) -> None: ...
 
 
 def consumer_group(app_id: str, tenant: str, generation: int) -> str:

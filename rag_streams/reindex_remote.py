@@ -3,7 +3,7 @@
 Embedded Qdrant is locked by the one process that opened it (the index worker), so `reindex`
 does the Kafka reading, chunking and embedding itself and sends point batches to the worker
 (`rag_streams/api_admin.py`). ``RemoteCollections`` has the same methods as the
-``VectorStore`` (``rag_streams.reindex.Collections``), so the reindex loop does not know which
+``VectorStore`` (``rag_streams.store_base.Collections``), so the reindex loop does not know which
 one it writes through: with ``RAG_QDRANT_URL`` it talks to Qdrant directly.
 """
 
@@ -18,7 +18,7 @@ import orjson
 
 from rag_streams.errors import BadInput, CliError, TransientError
 from rag_streams.settings import Settings
-from rag_streams.vectorstore import Collection, Point
+from rag_streams.store_base import Collection, Point
 
 __all__ = ["RemoteCollections"]
 

@@ -12,7 +12,7 @@ from rag_streams import metrics, tracing
 from rag_streams.embedding import Embedder
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.records import MAX_VERSION, check_doc_id
-from rag_streams.vectorstore import Hit, VectorStore
+from rag_streams.store_base import Hit, VectorStore
 
 __all__ = ["SearchRequest", "parse_search", "search", "wait_for_versions"]
 

@@ -16,8 +16,8 @@ from rag_streams.errors import RagError, is_transient, retry_transient
 from rag_streams.fallback import FallbackIndex
 from rag_streams.ratelimit import UpsertLimiter
 from rag_streams.settings import Settings, SettingsError
+from rag_streams.store_base import Collection, VectorStore
 from rag_streams.stores import open_store
-from rag_streams.vectorstore import Collection, VectorStore
 
 __all__ = ["MODEL_CACHE_S", "Services"]
 T = TypeVar("T")

@@ -23,7 +23,7 @@ from typing import Any
 from rag_streams.edge_store import EdgeVectorStore
 from rag_streams.errors import RagError
 from rag_streams.settings import Settings
-from rag_streams.vectorstore import Point, QdrantVectorStore, VectorStore
+from rag_streams.store_base import Point, VectorStore
 
 __all__ = ["LegacyStoreFound", "legacy_local_store", "migrate_local_store", "open_store"]
 
@@ -40,6 +40,8 @@ def open_store(settings: Settings) -> VectorStore:
         store: VectorStore = getattr(importlib.import_module(module), name)(settings)
         return store
     if settings.qdrant_url:
+        from rag_streams.vectorstore import QdrantVectorStore  # qdrant-client: ~2 s to import, server only
+
         return QdrantVectorStore.connect(
             url=settings.qdrant_url, path=None, api_key=settings.qdrant_api_key, prefix=settings.collection_prefix
         )

@@ -1,4 +1,4 @@
-"""The ``VectorStore`` protocol and its Qdrant implementation (server or embedded local mode).
+"""``VectorStore`` on qdrant-client: a Qdrant server (``RAG_QDRANT_URL``), or in memory for tests.
 
 One alias per tenant (``{prefix}_{tenant}``) points at a physical collection
 (``{prefix}_{tenant}__v{n}``). Upserts carry Qdrant's conditional ``update_filter``
@@ -10,127 +10,19 @@ are managed by the base class, in ``qdrant_collections.py``.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from rag_streams.qdrant_collections import Collection, QdrantCollections
+from rag_streams.qdrant_collections import QdrantCollections
+from rag_streams.store_base import Hit, Point, complete_versions, hit_vector, plan_reuse
 
-__all__ = [
-    "Collection",
-    "Hit",
-    "Point",
-    "QdrantVectorStore",
-    "VectorStore",
-    "complete_versions",
-    "hit_vector",
-    "plan_reuse",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Point:
-    id: str
-    vector: Sequence[float]
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    id: str
-    score: float
-    payload: dict[str, Any]
-    vector: Sequence[float] | None = None  #: searches return it (the fallback index keeps popular chunks)
-
-
-class VectorStore(Protocol):
-    async def ensure_tenant(self, tenant: str, dim: int, model: str) -> str: ...
-    async def upsert(
-        self,
-        tenant: str,
-        points: Sequence[Point],
-        *,
-        version: int,
-        same_version: bool = False,
-        collection: str | None = None,
-    ) -> None: ...
-    async def reuse(self, tenant: str, updates: Sequence[tuple[str, dict[str, Any]]], *, version: int) -> list[str]: ...
-    async def delete_doc(
-        self,
-        tenant: str,
-        doc_id: str,
-        *,
-        below_version: int | None = None,
-        upto_version: int | None = None,
-        collection: str | None = None,
-    ) -> None: ...
-    async def search(
-        self, tenant: str, vector: Sequence[float], k: int, *, doc_ids: Sequence[str] | None = None
-    ) -> list[Hit]: ...
-    async def points(self, tenant: str) -> list[Hit]: ...
-    async def export(
-        self, tenant: str, collection: str | None = None, *, offset: str | None = None, limit: int = 1000
-    ) -> tuple[list[Point], str | None]: ...
-    async def count(self, tenant: str) -> int: ...
-    async def doc_versions(self, tenant: str, doc_ids: Sequence[str]) -> dict[str, int]: ...
-    async def has_tenant(self, tenant: str) -> bool: ...
-    # reindex: the tenant's generations, the next one built beside the aliased one, then the flip
-    async def collections(self, tenant: str) -> list[Collection]: ...
-    async def current_collection(self, tenant: str) -> Collection | None: ...
-    async def create_generation(
-        self, tenant: str, generation: int, dim: int, model: str, source: str | None = None
-    ) -> Collection: ...
-    async def trim_doc(self, tenant: str, doc_id: str, *, version: int, collection: str | None = None) -> None: ...
-    async def flip_alias(self, tenant: str, collection: str) -> None: ...
-    async def drop_collection(self, tenant: str, collection: str) -> None: ...
-    async def close(self) -> None: ...
-
-
-def hit_vector(vector: Any) -> list[float] | None:
-    """A point's vector as the client returns it (unnamed, or the default of named vectors)."""
-    vector = vector.get("") if isinstance(vector, dict) else vector
-    return [float(x) for x in vector] if isinstance(vector, list) else None
+__all__ = ["QdrantVectorStore"]
 
 
 def _version_range(*, lt: int | None = None, lte: int | None = None) -> models.FieldCondition:
     return models.FieldCondition(key="version", range=models.Range(lt=lt, lte=lte))
-
-
-#: payload keys that are the same for every version of a chunk slot whose text is unchanged
-SLOT_KEYS = frozenset({"chunk_index", "text", "content_hash"})
-
-
-def plan_reuse(
-    updates: Sequence[tuple[str, dict[str, Any]]], stored: dict[str, Any]
-) -> tuple[list[str], list[tuple[dict[str, Any], list[Any]]]]:
-    """``stored``: point id -> its stored content hash. Returns the ids that cannot be reused (not
-    stored with that hash: they need an embedding), and the rest as (payload, ids) groups: the
-    points of one document share everything but their slot's own keys, which stay as stored, so
-    a document is one filtered ``set_payload`` whatever its chunk count."""
-    missing = [pid for pid, body in updates if pid not in stored or stored[pid] != body.get("content_hash")]
-    groups: dict[str, tuple[dict[str, Any], list[Any]]] = {}  # point ids
-    for pid, body in updates:
-        if pid not in missing:
-            common = {k: v for k, v in body.items() if k not in SLOT_KEYS}
-            groups.setdefault(json.dumps(common, sort_keys=True), (common, []))[1].append(pid)
-    return missing, list(groups.values())
-
-
-def complete_versions(payloads: Iterable[dict[str, Any]]) -> dict[str, int]:
-    """doc_id -> version, for documents whose points are one version, as many as its chunk count
-    (read-your-writes: a document with no point, or in the middle of a replacement, is left out)."""
-    stored: dict[str, list[tuple[int, int]]] = {}  # doc_id -> (version, chunk_count) per point
-    for body in payloads:
-        point = (int(body.get("version", 0)), int(body.get("chunk_count", 0)))
-        stored.setdefault(str(body.get("doc_id")), []).append(point)
-    return {
-        doc_id: points[0][0]
-        for doc_id, points in stored.items()
-        if len(set(points)) == 1 and len(points) == points[0][1]
-    }
 
 
 class QdrantVectorStore(QdrantCollections):

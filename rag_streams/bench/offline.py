@@ -19,7 +19,7 @@ from rag_streams.embedding import SentenceTransformerEmbedder
 from rag_streams.indexing import payload
 from rag_streams.records import Chunk, EmbeddingUpsert, RawDocument
 from rag_streams.settings import Settings
-from rag_streams.vectorstore import Point, VectorStore
+from rag_streams.store_base import Point, VectorStore
 
 __all__ = ["ceiling", "chunk_corpus", "naive_loop", "store_at_size"]
 

@@ -19,7 +19,7 @@ from typing import Any
 from rag_streams.errors import TransientError
 from rag_streams.services import Services
 from rag_streams.settings import Settings
-from rag_streams.vectorstore import Point, VectorStore
+from rag_streams.store_base import Point, VectorStore
 
 
 class OutageStore:

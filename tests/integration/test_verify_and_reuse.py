@@ -9,7 +9,7 @@ import pytest
 from qdrant_edge import UpdateOperation
 
 from rag_streams.edge_store import EdgeVectorStore
-from rag_streams.vectorstore import Point
+from rag_streams.store_base import Point
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ from rag_streams.codecs import RAW
 from rag_streams.errors import CliError
 from rag_streams.ids import point_id
 from rag_streams.records import DELETE, DELETED_VERSION_HEADER, UPSERT, RawDocument
-from rag_streams.vectorstore import Point
+from rag_streams.store_base import Point
 
 DIM = 3
 

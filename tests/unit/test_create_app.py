@@ -81,3 +81,23 @@ def test_lag_and_topic_creation_read_the_stage_graph() -> None:
     declared = {getattr(names, t) for spec in GRAPH for t in (spec.input, *spec.outputs)}
     assert set(created) == declared and len(created) == len(declared)
     assert created[0] == names.raw and created[-1] == names.deadletter
+
+
+def test_a_worker_on_the_embedded_store_does_not_import_qdrant_client(tmp_path: Path) -> None:
+    """qdrant-client takes seconds to import (its pydantic models): only RAG_QDRANT_URL needs it, and
+    a restarted worker should not pay for it before it processes records."""
+    code = (
+        "import sys\n"
+        "from rag_streams.cli import build_parser\n"
+        "from rag_streams.app import create_app\n"
+        "from rag_streams.errors import is_transient\n"
+        "from rag_streams.settings import load_settings\n"
+        f"p = create_app(load_settings({{'RAG_DATA_DIR': {str(tmp_path)!r}}}, dotenv=None))\n"
+        "store = p.services.store()\n"
+        "assert not is_transient(ValueError('an Edge store error'))\n"
+        "print(type(store).__name__, 'qdrant_client' in sys.modules)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["EdgeVectorStore", "False"]

@@ -18,7 +18,8 @@ from rag_streams.ids import point_id
 from rag_streams.search import SearchRequest
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
-from rag_streams.vectorstore import Hit, Point, QdrantVectorStore, VectorStore
+from rag_streams.store_base import Hit, Point, VectorStore
+from rag_streams.vectorstore import QdrantVectorStore
 
 EMB = HashingEmbedder()
 TEXTS = {

@@ -11,7 +11,7 @@ from rag_streams.errors import CliError
 from rag_streams.ids import point_id
 from rag_streams.records import DELETE, DELETED_VERSION_HEADER, RawDocument
 from rag_streams.reindex import DocAction, caught_up, collapse, consumer_group, plan_resume, points_of
-from rag_streams.vectorstore import Collection
+from rag_streams.store_base import Collection
 
 
 def gen(n: int, *, aliased: bool = False, source: str | None = None) -> Collection:

@@ -18,7 +18,8 @@ import pytest
 from rag_streams.edge_store import EdgeVectorStore
 from rag_streams.errors import BadInput
 from rag_streams.ids import point_id
-from rag_streams.vectorstore import Collection, Point, QdrantVectorStore, VectorStore
+from rag_streams.store_base import Collection, Point, VectorStore
+from rag_streams.vectorstore import QdrantVectorStore
 
 DIM = 4
 KINDS = ["edge", "memory", *(["server"] if os.environ.get("RAG_TEST_QDRANT_URL") else [])]
