@@ -8,13 +8,13 @@ import time
 from typing import Any
 
 from rag_streams import metrics
+from rag_streams._faust.acks import redelivered_unless_done
+from rag_streams._faust.commit_gate import emitting_for
 from rag_streams.app import app, chunks_topic, latest_topic, raw_topic, services, settings
 from rag_streams.chunking import chunk_document
 from rag_streams.codecs import CHUNK, RAW
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import BadInput, PermanentError, retry_transient
-from rag_streams.faust_acks import redelivered_unless_done
-from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import (
     DELETE,
     DELETED_VERSION_HEADER,

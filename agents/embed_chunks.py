@@ -7,14 +7,14 @@ import time
 from typing import Any
 
 from rag_streams import metrics
+from rag_streams._faust.acks import redelivered_unless_done
+from rag_streams._faust.commit_gate import emitting_for
 from rag_streams.app import app, chunks_topic, embeddings_topic, services, settings
 from rag_streams.codecs import CHUNK, EMBEDDING
 from rag_streams.deadletter import dead_letter
 from rag_streams.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.embedding import Embedder, to_bytes
 from rag_streams.errors import PermanentError, retry_transient
-from rag_streams.faust_acks import redelivered_unless_done
-from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
 from rag_streams.tables.embedded_versions import embedded_docs, embedded_slots
 

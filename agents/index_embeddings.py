@@ -10,13 +10,13 @@ from functools import partial
 from typing import Any
 
 from rag_streams import metrics
+from rag_streams._faust.acks import redelivered_unless_done
+from rag_streams._faust.compat import acting_on
 from rag_streams.app import app, embeddings_topic, services, settings
 from rag_streams.codecs import EMBEDDING
 from rag_streams.deadletter import dead_letter
 from rag_streams.embedding import from_bytes
 from rag_streams.errors import BadInput, PermanentError, retry_transient
-from rag_streams.faust_acks import redelivered_unless_done
-from rag_streams.faust_compat import acting_on
 from rag_streams.indexing import is_reuse, payload, plan_batch, slot_key
 from rag_streams.records import DELETE, EmbeddingUpsert, is_repair
 from rag_streams.tables.applied_versions import applied_versions, chunk_slots

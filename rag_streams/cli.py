@@ -201,8 +201,8 @@ def _roles(text: str) -> list[str]:
 
 def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
+    from rag_streams._faust.compat import discard_local_tables
     from rag_streams.app import app, services
-    from rag_streams.faust_compat import discard_local_tables
     from rag_streams.logs import configure_logging
 
     if serve_api and not roles and settings.qdrant_url is None:
@@ -237,7 +237,7 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     # really commits through transactions.
     app.in_worker = True
     if settings.processing_guarantee == "exactly_once" and discard_local_tables(Path(app.conf.tabledir)):
-        log.info("local table stores removed: tables restore from their changelogs (see faust_compat)")
+        log.info("local table stores removed: tables restore from their changelogs (see rag_streams/_faust/compat.py)")
     # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
     # (RAG_LOG_FORMAT=json) with its own console format.
     faust_worker(app, settings).execute_from_commandline()

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from faust.types import TableT, TopicT
 
+from rag_streams._faust.compat import transaction_group
 from rag_streams.app import app, settings
-from rag_streams.faust_compat import transaction_group
 
 __all__ = ["APPLIED_VERSIONS", "version_table"]
 
@@ -27,7 +27,7 @@ APPLIED_VERSIONS = "applied-versions"
 def version_table(name: str, description: str, *, written_from: TopicT) -> TableT:
     """A version table: no default, co-partitioned with ``written_from``, whose events write it.
 
-    Its changelog records commit in the transaction of the source partition (faust_compat, 7).
+    Its changelog records commit in the transaction of the source partition (rag_streams/_faust/compat.py, 7).
     """
     table = app.Table(name, default=None, partitions=settings.topic_partitions, help=description)
     for source in written_from.topics:

@@ -15,7 +15,7 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from rag_streams.faust_acks import redelivered_unless_done, withhold_acks
+from rag_streams._faust.acks import redelivered_unless_done, withhold_acks
 
 TOPIC = "src"
 TP0 = TP(TOPIC, 0)

@@ -12,7 +12,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from rag_streams.faust_commits import install_committed_offsets_forgotten
+from rag_streams._faust.commits import install_committed_offsets_forgotten
 
 
 # --- work-around 14 --------------------------------------------------------------------------

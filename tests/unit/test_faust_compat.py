@@ -14,7 +14,7 @@ from typing import Any
 from faust.tables.recovery import Recovery
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from rag_streams.faust_compat import install_ordered_stream_resume
+from rag_streams._faust.compat import install_ordered_stream_resume
 
 STREAM_TP = ("rag.documents.raw", 0)
 

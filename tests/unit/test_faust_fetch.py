@@ -20,7 +20,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from rag_streams.faust_fetch import install_fetch_generation_guard, seek_to_committed_or_reset
+from rag_streams._faust.fetch import install_fetch_generation_guard, seek_to_committed_or_reset
 
 TOPIC = "src"
 TP0 = TP(TOPIC, 0)

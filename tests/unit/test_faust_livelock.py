@@ -16,7 +16,7 @@ from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 
-from rag_streams.faust_livelock import install_livelock_check_guard, position_known
+from rag_streams._faust.livelock import install_livelock_check_guard, position_known
 
 TOPIC_TP = TP("rag.documents.chunks", 0)
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables.recovery import Recovery
 
-from rag_streams.faust_recovery import _SOUGHT, RecoveryEndWatch, _broker_highwaters, faust_highwaters
+from rag_streams._faust.recovery import _SOUGHT, RecoveryEndWatch, _broker_highwaters, faust_highwaters
 
 TP0 = TopicPartition("app-accepted-versions-changelog", 0)
 TP1 = TopicPartition("app-accepted-versions-changelog", 1)
@@ -124,8 +124,8 @@ async def test_the_watch_starts_with_the_recovery_service_not_after_the_first_re
     # An @app.task starts only once the worker is ready, i.e. after the first recovery: a worker
     # restarted after a SIGKILL then sat 10-15 s in Faust's own escape. The watch is started by
     # the Recovery service's on_start instead.
-    from rag_streams.faust_patch import installed
-    from rag_streams.faust_recovery import install_recovery_end_watch
+    from rag_streams._faust.patch import installed
+    from rag_streams._faust.recovery import install_recovery_end_watch
 
     install_recovery_end_watch()
     assert "recovery end watch from the start" in installed(Recovery.on_start)

@@ -21,7 +21,7 @@ from faust.transport.consumer import TransactionManager
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
-from rag_streams.faust_compat import (
+from rag_streams._faust.compat import (
     faust_group_for_topic_of_leader,
     install_buffer_drain_before_commit,
     install_commit_on_revoke,

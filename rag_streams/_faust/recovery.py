@@ -1,4 +1,4 @@
-"""Work-arounds for Faust's table recovery under ``exactly_once`` (continuing faust_compat's list).
+"""Work-arounds for Faust's table recovery under ``exactly_once`` (continuing compat.py's list).
 
 8. Recovery reads each changelog partition up to a highwater, and under transactions Faust takes
    that highwater from ``AIOKafkaConsumer.last_stable_offset(tp)``: a value aiokafka only knows
@@ -35,7 +35,7 @@ from faust.exceptions import ConsumerNotStarted
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.patch import patch_once
 
 __all__ = ["RecoveryEndWatch", "install_broker_highwaters", "install_recovery_end_watch", "watch_recovery_end"]
 
