@@ -11,18 +11,7 @@ import logging
 
 import faust
 
-from rag_streams._faust.commit_gate import install_commit_gate
-from rag_streams._faust.commits import install_committed_offsets_forgotten
-from rag_streams._faust.compat import (
-    install_buffer_drain_before_commit,
-    install_commit_on_revoke,
-    install_ordered_stream_resume,
-    install_source_transactions,
-    install_stage_transactional_ids,
-)
-from rag_streams._faust.fetch import install_fetch_generation_guard
-from rag_streams._faust.livelock import install_livelock_check_guard
-from rag_streams._faust.recovery import install_broker_highwaters, install_recovery_end_watch
+from rag_streams._faust import install_all
 from rag_streams.diagnostics import log_stall_view
 from rag_streams.services import Services
 from rag_streams.settings import load_settings
@@ -30,17 +19,7 @@ from rag_streams.topics import TopicNames, max_message_bytes
 
 log = logging.getLogger(__name__)
 settings = load_settings()
-install_source_transactions()  # outputs commit atomically with their input offsets (see rag_streams/_faust/compat.py)
-install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
-install_commit_on_revoke()  # no transaction stays open through a rebalance
-install_buffer_drain_before_commit()  # table changelog records commit with their events
-install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
-install_broker_highwaters()  # table recovery knows where each changelog ends (see rag_streams/_faust/recovery.py)
-install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
-install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
-install_committed_offsets_forgotten()  # no partition skips a commit over a stale gap (see rag_streams/_faust/commits.py)
-install_livelock_check_guard()  # the 0.25 s livelock check must not crash on a partition being reset
-install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
+install_all()  # every Faust work-around, in its one correct order (see rag_streams/_faust/registry.py)
 names = TopicNames.for_prefix(settings.topic_prefix)
 
 app = faust.App(
@@ -66,7 +45,7 @@ app = faust.App(
     web_tables_enabled=False,  # data of every tenant), and outside the API's contract (GET /openapi.json)
     autodiscover=False,
     table_cleanup_interval=30.0,
-    # No standby replicas: each worker registers only its roles' tables (tables/versions.py), and
+    # No standby replicas (work-around 17): each worker registers only its roles' tables (tables/versions.py), and
     # Faust's group leader puts standby partitions into the Kafka assignment only for tables it
     # knows itself, so a member whose standbys the leader dropped fails Faust's own assignment
     # check (AssertionError in PartitionAssignor.on_assignment) and never joins. Tables restore
@@ -92,7 +71,7 @@ services = Services(settings)
 
 @app.task
 async def check_processing_guarantee() -> None:
-    """Refuse to run exactly_once without transactions (Faust falls back silently if misconfigured)."""
+    """Refuse to run exactly_once without transactions (Faust falls back silently; work-around 18)."""
     wanted = settings.processing_guarantee == "exactly_once"
     actual = bool(app.consumer.in_transaction)
     log.info("processing guarantee %s: Kafka transactions %s", settings.processing_guarantee, "on" if actual else "off")

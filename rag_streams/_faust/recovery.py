@@ -52,9 +52,16 @@ async def _broker_highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]
     return result
 
 
+def _asks_the_broker(original: Any) -> Any:
+    async def highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]) -> Mapping[Any, int]:
+        return await _broker_highwaters(self, partitions)
+
+    return highwaters
+
+
 def install_broker_highwaters() -> None:
     """Recovery highwaters come from the broker, never from a fetch that has not happened (idempotent)."""
-    AIOKafkaConsumerThread._highwaters = _broker_highwaters  # type: ignore[method-assign,assignment]
+    patch_once(AIOKafkaConsumerThread, "_highwaters", _asks_the_broker)
 
 
 def _marks_round(original: Any, *, sought: bool) -> Any:
