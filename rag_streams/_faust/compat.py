@@ -96,7 +96,6 @@ __all__ = [
     "acting_on",
     "begin_ended_transactions",
     "discard_local_tables",
-    "faust_group_for_topic_of_leader",
     "install_buffer_drain_before_commit",
     "install_commit_on_revoke",
     "install_ordered_stream_resume",
@@ -245,7 +244,6 @@ def install_buffer_drain_before_commit() -> None:
     patch_once(TransactionManager, "commit", _drains_buffer_first)
 
 
-faust_group_for_topic_of_leader = PartitionAssignor.group_for_topic  # Faust's own, kept for the tests
 _TRANSACTION_GROUPS: dict[str, str] = {}  # changelog topic -> the source topic whose events write it
 
 

@@ -43,9 +43,6 @@ log = logging.getLogger(__name__)
 _SOUGHT = "_rag_active_offsets_sought"  # set on a Recovery once this round's seek is done
 
 
-faust_highwaters = AIOKafkaConsumerThread._highwaters  # Faust's own, kept for the tests that pin it
-
-
 async def _broker_highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]) -> Mapping[Any, int]:
     # the consumer's isolation level (read_committed under transactions) picks the LSO
     result: Mapping[Any, int] = await self._ensure_consumer().end_offsets(partitions)
