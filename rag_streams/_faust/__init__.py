@@ -48,3 +48,20 @@ def check_versions(allow_unverified: bool) -> list[str]:
             "or set RAG_ALLOW_UNVERIFIED_FAUST=true to run anyway"
         )
     return unverified
+
+
+def docs_table() -> str:
+    """The Markdown table of docs/faust-workarounds.md, from the registry (a unit test compares them)."""
+    from rag_streams._faust.registry import WORK_AROUNDS
+
+    rows = [
+        "| # | what | patches | upstream | pinned by | verified on | depends on |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for w in WORK_AROUNDS:
+        rows.append(
+            f"| {w.number} | {w.title} ({w.where}) | {', '.join(f'`{p}`' for p in w.patches)} | {w.upstream} | "
+            f"{'<br>'.join(f'`{t}`' for t in w.pinned_by)} | {', '.join(f'{p} {v}' for p, v in w.verified)} | "
+            f"{', '.join(map(str, w.depends_on)) or '-'} |"
+        )
+    return "\n".join(rows) + "\n"
