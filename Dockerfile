@@ -12,9 +12,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-RUN pip install --index-url "${TORCH_INDEX_URL}" torch
+# Every runtime dependency at its verified version (constraints.txt); torch's build from TORCH_INDEX_URL.
+COPY constraints.txt /src/constraints.txt
+RUN pip install -c constraints.txt --index-url "${TORCH_INDEX_URL}" --extra-index-url https://pypi.org/simple torch
 COPY . /src
-RUN pip install . \
+RUN pip install -c constraints.txt . \
     && useradd --create-home --uid 10001 rag \
     && mkdir -p /data \
     && chown rag:rag /data

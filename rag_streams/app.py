@@ -16,20 +16,9 @@ from typing import Any
 import faust
 
 from rag_streams import codecs, index_health_monitor
+from rag_streams._faust import install_all
+from rag_streams._faust.compat import transaction_group
 from rag_streams.diagnostics import log_stall_view
-from rag_streams.faust_commit_gate import install_commit_gate
-from rag_streams.faust_commits import install_committed_offsets_forgotten
-from rag_streams.faust_compat import (
-    install_buffer_drain_before_commit,
-    install_commit_on_revoke,
-    install_ordered_stream_resume,
-    install_source_transactions,
-    install_stage_transactional_ids,
-    transaction_group,
-)
-from rag_streams.faust_fetch import install_fetch_generation_guard
-from rag_streams.faust_livelock import install_livelock_check_guard
-from rag_streams.faust_recovery import install_broker_highwaters, install_recovery_end_watch
 from rag_streams.services import Services
 from rag_streams.settings import Settings
 from rag_streams.stage_runtime import StageRuntime
@@ -41,18 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def install_workarounds() -> None:
-    """The Faust work-arounds, process-wide, in the one order that works (each is idempotent)."""
-    install_source_transactions()  # outputs commit atomically with their input offsets (see faust_compat)
-    install_ordered_stream_resume()  # no fetched message is dropped when recovery completes
-    install_commit_on_revoke()  # no transaction stays open through a rebalance
-    install_buffer_drain_before_commit()  # table changelog records commit with their events
-    install_stage_transactional_ids()  # one transactional id per stage and partition, whoever holds it
-    install_broker_highwaters()  # table recovery knows where each changelog ends (see faust_recovery)
-    install_recovery_end_watch()  # ... and stops at the last committed record, not at a marker
-    install_fetch_generation_guard()  # nothing fetched before a rebalance is processed or acked after it
-    install_committed_offsets_forgotten()  # no partition skips a commit over a stale gap (see faust_commits)
-    install_livelock_check_guard()  # the 0.25 s livelock check must not crash on a partition being reset
-    install_commit_gate()  # no commit between an event's outputs and its table rows (install last)
+    """Every Faust work-around, process-wide, in its one correct order (rag_streams/_faust/registry.py)."""
+    install_all()
 
 
 @dataclass
@@ -158,7 +137,7 @@ def _faust_app(settings: Settings) -> faust.App:
         web_tables_enabled=False,  # data of every tenant), and outside the API's contract (GET /openapi.json)
         autodiscover=False,
         table_cleanup_interval=30.0,
-        # No standby replicas: each worker registers only its roles' tables, and Faust's group leader
+        # No standby replicas (work-around 17): each worker registers only its roles' tables, and Faust's group leader
         # puts standby partitions into the Kafka assignment only for tables it knows itself, so a
         # member whose standbys the leader dropped fails Faust's own assignment check
         # (AssertionError in PartitionAssignor.on_assignment) and never joins. Tables restore from
@@ -169,7 +148,7 @@ def _faust_app(settings: Settings) -> faust.App:
 
 def _check_processing_guarantee(p: Pipeline) -> Any:
     async def check_processing_guarantee() -> None:
-        """Refuse to run exactly_once without transactions (Faust falls back silently if misconfigured)."""
+        """Refuse to run exactly_once without transactions (Faust falls back silently; work-around 18)."""
         wanted = p.settings.processing_guarantee == "exactly_once"
         actual = bool(p.app.consumer.in_transaction)
         guarantee = p.settings.processing_guarantee

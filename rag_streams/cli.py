@@ -244,8 +244,12 @@ def _roles(text: str) -> list[str]:
 
 def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
+    from rag_streams._faust import check_versions
+
+    if unverified := check_versions(settings.allow_unverified_faust):  # before any Faust patch is installed
+        log.warning("running on unverified %s (RAG_ALLOW_UNVERIFIED_FAUST)", ", ".join(unverified))
+    from rag_streams._faust.compat import discard_local_tables
     from rag_streams.app import create_app
-    from rag_streams.faust_compat import discard_local_tables
     from rag_streams.logs import configure_logging
 
     if serve_api and not roles and settings.qdrant_url is None:
@@ -272,10 +276,10 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
         _check_topics(settings)
     # Faust's consumer reads app.in_transaction once, when it is created; the Worker only sets
     # in_worker in on_start, after that may already have happened. Set it first so exactly_once
-    # really commits through transactions.
+    # really commits through transactions (work-around 10).
     app.in_worker = True
     if settings.processing_guarantee == "exactly_once" and discard_local_tables(Path(app.conf.tabledir)):
-        log.info("local table stores removed: tables restore from their changelogs (see faust_compat)")
+        log.info("local table stores removed: tables restore from their changelogs (work-around 3)")
     # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
     # (RAG_LOG_FORMAT=json) with its own console format.
     faust_worker(app, settings, services).execute_from_commandline()
@@ -297,7 +301,7 @@ def faust_worker(app: Any, settings: Settings, services: Any = None) -> Any:
         app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
     )
     # Faust's startup spinner writes cursor escape codes (hide/show, backspaces) even to a file or
-    # pipe, quiet or not; with it off the worker logs "Ready" instead.
+    # pipe, quiet or not; with it off the worker logs "Ready" instead (work-around 16).
     worker.spinner = None
     return worker
 

@@ -7,8 +7,8 @@ import time
 from typing import Any
 
 from rag_streams import metrics
+from rag_streams._faust.commit_gate import emitting_for
 from rag_streams.codecs import DEADLETTER
-from rag_streams.faust_commit_gate import emitting_for
 from rag_streams.records import TENANT_RE, DeadLetter
 
 __all__ = ["dead_letter"]

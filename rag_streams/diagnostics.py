@@ -1,6 +1,6 @@
 """What a stalled worker is doing: logged every 10 s at ``RAG_LOG_LEVEL=debug``.
 
-Two views that found Faust's dropped-on-recovery bug (faust_compat work-around 4):
+Two views that found Faust's dropped-on-recovery bug (work-around 4, rag_streams/_faust/compat.py):
 
 * :func:`partition_states`: per input partition, aiokafka's fetch position next to Faust's read,
   acked and committed offsets. A position past the read offset with lag left means fetched

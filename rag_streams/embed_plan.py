@@ -10,7 +10,7 @@ of the embedding it emitted last; per document ``[version, chunk_count, deleted]
 
 Slots that a shrink or a delete removed from the collection are forgotten, so text that comes
 back later is embedded again rather than "reused" from a point that no longer exists.
-Tables are exact here because Faust restores them from committed changelogs (faust_compat).
+Tables are exact here because Faust restores them from committed changelogs (rag_streams/_faust/compat.py).
 """
 
 from __future__ import annotations

@@ -234,6 +234,12 @@ class Settings:
     kafka_version: str = _env(
         "RAG_KAFKA_VERSION", "Apache Kafka version fetched from Maven Central for the local broker", default="3.9.1"
     )
+    allow_unverified_faust: bool = _env(
+        "RAG_ALLOW_UNVERIFIED_FAUST",
+        "true: a worker starts on faust-streaming/aiokafka/mode-streaming versions the Faust work-arounds "
+        "were not verified on (rag_streams/_faust/registry.py; constraints.txt pins the verified ones)",
+        default=False,
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -375,12 +381,19 @@ def _convert(attr: str, typ: Any, raw: str) -> Any:
             return int(text)
         if kind in ("float",):
             return float(text)
+        if kind in ("bool",):
+            return _BOOLS[text.lower()]
         if "Path" in kind:
             return Path(text).expanduser() if text else None
         return text if text or kind == "str" else None
+    except KeyError:
+        raise _fail(attr, f"must be true or false, got {raw!r}") from None
     except ValueError:
         expected = "an integer" if kind == "int" else "a number"
         raise _fail(attr, f"must be {expected}, got {raw!r}") from None
+
+
+_BOOLS = {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False, "off": False}
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ An agent is decode -> pure rule -> emit over it::
             table[key] = row
 
 The runtime owns the loop rather than handing out batches from a generator because the guard
-against acking unfinished work (work-around 11, :mod:`rag_streams.faust_acks`) must surround the
+against acking unfinished work (work-around 11, :mod:`rag_streams._faust.acks`) must surround the
 *body* of the loop: an exception there never reaches a generator, only its suspension point.
 """
 
@@ -26,11 +26,11 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
 from rag_streams import metrics, stage_tracing
+from rag_streams._faust.acks import redelivered_unless_done
+from rag_streams._faust.commit_gate import emitting_for
+from rag_streams._faust.compat import acting_on
 from rag_streams.deadletter import dead_letter
 from rag_streams.errors import PermanentError
-from rag_streams.faust_acks import redelivered_unless_done
-from rag_streams.faust_commit_gate import emitting_for
-from rag_streams.faust_compat import acting_on
 from rag_streams.settings import Settings
 
 __all__ = ["StageRuntime"]

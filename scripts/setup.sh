@@ -18,7 +18,7 @@ fi
 
 PY=${PYTHON:-python3}
 echo "setup: installing rag-streams and its Python dependencies ($($PY --version))"
-$PY -m pip install -q --disable-pip-version-check -e '.[dev]'
+$PY -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'  # the verified versions
 
 echo "setup: fetching the Apache Kafka broker jars from Maven Central (cached)"
 $PY - <<'PY'

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from faust.transport.consumer import TransactionManager
 
-from rag_streams.faust_commit_gate import CommitGate, gate, install_commit_gate
+from rag_streams._faust.commit_gate import CommitGate, gate, install_commit_gate
 
 
 async def settle() -> None:

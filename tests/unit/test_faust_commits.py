@@ -6,13 +6,12 @@ stand-in consumer, as Faust ships it and patched.
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from rag_streams.faust_commits import install_committed_offsets_forgotten
+from rag_streams._faust.commits import install_committed_offsets_forgotten
 
 
 # --- work-around 14 --------------------------------------------------------------------------
@@ -60,14 +59,6 @@ async def updates_one_at_a_time(new_offset: Any) -> list[int | None]:
         book.ack(tp, record)
         commits.append(book.commit(tp, new_offset))
     return commits
-
-
-async def test_faust_alone_skips_every_other_commit_after_a_transaction_marker() -> None:
-    """If this fails, Faust's gap bookkeeping changed: work-around 14: Faust no longer shows this;
-    remove or re-verify it."""
-    install_committed_offsets_forgotten()
-    commits = await updates_one_at_a_time(inspect.unwrap(Consumer._new_offset))
-    assert commits == [1, 3, None, 7, None]  # offsets 4 and 8: committed only a round later
 
 
 async def test_patched_every_acked_record_is_committed_in_its_round() -> None:

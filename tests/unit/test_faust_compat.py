@@ -7,14 +7,13 @@ as a restarted worker with a backlog does.
 
 from __future__ import annotations
 
-import inspect
 from types import SimpleNamespace
 from typing import Any
 
 from faust.tables.recovery import Recovery
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-from rag_streams.faust_compat import install_ordered_stream_resume
+from rag_streams._faust.compat import install_ordered_stream_resume
 
 STREAM_TP = ("rag.documents.raw", 0)
 
@@ -70,15 +69,6 @@ def stub_recovery() -> tuple[Any, StubConsumer, FlowControlQueue[str]]:
         tables=SimpleNamespace(on_actives_ready=lambda: None, on_standbys_ready=lambda: None),
     )
     return recovery, consumer, queue
-
-
-async def test_faust_alone_drops_what_the_seek_fetched() -> None:
-    install_ordered_stream_resume()
-    faust_original = inspect.unwrap(Recovery._resume_streams)
-    recovery, consumer, queue = stub_recovery()
-    await faust_original(recovery, generation_id=1)
-    assert consumer.seeks == 1
-    assert queue.qsize() == 0  # fetched, its position moved on, and cleared: never processed
 
 
 async def test_ordered_resume_keeps_every_message_and_resumes_streams_after_the_seek() -> None:

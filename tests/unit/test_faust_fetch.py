@@ -7,20 +7,18 @@ rebalances (as it did in tests/integration/test_worker_roles.py).
 
 from __future__ import annotations
 
-import inspect
 from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
-from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
-from rag_streams.faust_fetch import install_fetch_generation_guard, seek_to_committed_or_reset
+from rag_streams._faust.fetch import install_fetch_generation_guard, seek_to_committed_or_reset
 
 TOPIC = "src"
 TP0 = TP(TOPIC, 0)
@@ -58,14 +56,6 @@ def rebalancing_fetch(consumer: Any, offsets: range, *, still_rebalancing: bool 
 
 async def fetched(consumer: Any) -> list[Any]:
     return [message async for _, message in consumer.getmany(timeout=0.1)]
-
-
-async def test_faust_alone_hands_out_a_stale_batch_as_the_new_generations(
-    consumer: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(Consumer, "_wait_next_records", inspect.unwrap(Consumer._wait_next_records))
-    rebalancing_fetch(consumer, range(72, 75))
-    assert [(m.offset, m.generation_id) for m in await fetched(consumer)] == [(72, 2), (73, 2), (74, 2)]
 
 
 async def test_a_batch_fetched_across_a_rebalance_is_dropped(consumer: Any) -> None:
@@ -163,23 +153,6 @@ class FakeClient:
         self.calls.append(("seek_to_end", tps))
 
 
-async def test_aiokafka_alone_leaves_a_partition_with_nothing_committed_where_it_is() -> None:
-    """Pins aiokafka's ``seek_to_committed``: no seek for a committed offset of None or 0."""
-    seeks: list[tuple[TopicPartition, int]] = []
-    committed = {STREAM: None, TopicPartition("src", 2): 0, TopicPartition("src", 3): 7}
-
-    async def committed_offset(tp: TopicPartition) -> int | None:
-        return committed[tp]
-
-    fake = SimpleNamespace(
-        _subscription=SimpleNamespace(assigned_partitions=lambda: set(committed)),
-        committed=committed_offset,
-        _fetcher=SimpleNamespace(seek_to=lambda tp, offset: seeks.append((tp, offset))),
-    )
-    assert await AIOKafkaConsumer.seek_to_committed(fake) == committed  # type: ignore[arg-type]
-    assert seeks == [(TopicPartition("src", 3), 7)]
-
-
 def is_stream(topic: str) -> bool:
     return not topic.endswith("-changelog")
 
@@ -252,15 +225,6 @@ async def handed_out_pausing(consumer: Any) -> list[tuple[int, int]]:
         out.append((tp.partition, message.offset))
         consumer._get_active_partitions().discard(TP1)  # paused while the first record is processed
     return out
-
-
-async def test_faust_alone_skips_the_records_of_a_partition_paused_meanwhile(
-    consumer: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    install_fetch_generation_guard()
-    monkeypatch.setattr(Consumer, "getmany", inspect.unwrap(Consumer.getmany))
-    fetch_then_pause(consumer)
-    assert (await handed_out_pausing(consumer), consumer.sought) == ([(0, 35), (0, 36)], [])  # 40, 41: gone
 
 
 async def test_what_getmany_did_not_hand_out_is_sought_back_to(consumer: Any) -> None:

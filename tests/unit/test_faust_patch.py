@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from rag_streams.faust_patch import installed, patch_once
+from rag_streams._faust.patch import installed, patch_once
 
 
 class Service:

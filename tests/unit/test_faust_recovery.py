@@ -12,22 +12,13 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from faust.tables.recovery import Recovery
 
-from rag_streams.faust_recovery import _SOUGHT, RecoveryEndWatch, _broker_highwaters, faust_highwaters
+from rag_streams._faust.recovery import _SOUGHT, RecoveryEndWatch, _broker_highwaters
 
 TP0 = TopicPartition("app-accepted-versions-changelog", 0)
 TP1 = TopicPartition("app-accepted-versions-changelog", 1)
-
-
-async def test_faust_alone_has_no_highwater_right_after_an_assignment() -> None:
-    # Faust asks aiokafka for the last stable offset, which only a fetch response sets: right
-    # after a rebalance it is None, and Faust's recovery turns that into highwater -1.
-    consumer = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:1", isolation_level="read_committed")
-    consumer.assign([TP0])
-    thread = SimpleNamespace(consumer=SimpleNamespace(in_transaction=True), _ensure_consumer=lambda: consumer)
-    assert await faust_highwaters(thread, [TP0]) == {TP0: None}  # type: ignore[arg-type]
 
 
 async def test_highwaters_come_from_the_broker() -> None:
@@ -124,8 +115,8 @@ async def test_the_watch_starts_with_the_recovery_service_not_after_the_first_re
     # An @app.task starts only once the worker is ready, i.e. after the first recovery: a worker
     # restarted after a SIGKILL then sat 10-15 s in Faust's own escape. The watch is started by
     # the Recovery service's on_start instead.
-    from rag_streams.faust_patch import installed
-    from rag_streams.faust_recovery import install_recovery_end_watch
+    from rag_streams._faust.patch import installed
+    from rag_streams._faust.recovery import install_recovery_end_watch
 
     install_recovery_end_watch()
     assert "recovery end watch from the start" in installed(Recovery.on_start)

@@ -8,21 +8,16 @@ producers that record what happens, and a real ``ProducerBuffer``.
 
 from __future__ import annotations
 
-import inspect
 from types import SimpleNamespace
 from typing import Any
 
-import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import IllegalOperation
 from aiokafka.producer.transaction_manager import TransactionState
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.transport.consumer import TransactionManager
 from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
-from rag_streams.faust_compat import (
-    faust_group_for_topic_of_leader,
+from rag_streams._faust.compat import (
     install_buffer_drain_before_commit,
     install_commit_on_revoke,
     install_stage_transactional_ids,
@@ -65,13 +60,6 @@ def stand_in(calls: list[Any]) -> Any:
         producer=producer,
         _tps_to_transactional_ids=lambda tps: {f"app-0-{p}" for _, p in tps},
     )
-
-
-async def test_faust_alone_only_flushes_on_revoke() -> None:
-    install_commit_on_revoke()
-    calls: list[Any] = []
-    await inspect.unwrap(TransactionManager.on_partitions_revoked)(stand_in(calls), REVOKED)
-    assert calls == ["flush"]  # transactions stay open through the rebalance
 
 
 async def test_revoke_commits_acked_offsets_then_every_open_transaction_of_the_revoked_partitions() -> None:
@@ -118,14 +106,6 @@ def buffered_commit(published: list[str]) -> tuple[Any, list[Any]]:
     return manager, commits
 
 
-async def test_faust_alone_commits_while_changelog_records_wait_in_the_buffer() -> None:
-    install_buffer_drain_before_commit()
-    published: list[str] = []
-    manager, commits = buffered_commit(published)
-    await inspect.unwrap(TransactionManager.commit)(manager, {TP("rag.documents.raw", 0): 10})
-    assert commits == [([], True)]  # committed with none of the three records sent
-
-
 async def test_commit_sends_every_buffered_record_into_the_transaction_first() -> None:
     install_buffer_drain_before_commit()
     published: list[str] = []
@@ -133,14 +113,6 @@ async def test_commit_sends_every_buffered_record_into_the_transaction_first() -
     await TransactionManager.commit(manager, {TP("rag.documents.raw", 0): 10}, start_new_transaction=False)
     assert commits == [(["changelog 1", "changelog 2", "changelog 3"], False)]
     assert manager.producer.buffer.pending.empty()
-
-
-def test_faust_alone_gives_every_stage_of_a_partition_the_same_transactional_id() -> None:
-    # Faust's leader numbers topic groups by partition count: raw and chunks are in one group,
-    # so a chunk worker and an embed worker both open ``app-1-0`` for their partition 0.
-    assignor: Any = SimpleNamespace(_topic_groups={"t.documents.raw": 1, "t.documents.chunks": 1})
-    faust_group_for_topic: Any = faust_group_for_topic_of_leader
-    assert faust_group_for_topic(assignor, "t.documents.raw") == faust_group_for_topic(assignor, "t.documents.chunks")
 
 
 def test_transactional_ids_are_named_by_the_consuming_stage() -> None:
@@ -154,13 +126,6 @@ def test_transactional_ids_are_named_by_the_consuming_stage() -> None:
     # a table's changelog records commit with the offsets of the events that wrote them
     assert group_for_topic(assignor, "app-accepted-versions-changelog") == "t.documents.raw"
     assert group_for_topic(assignor, "app-embedded-slots-changelog") == "t.documents.chunks"
-
-
-async def test_aiokafka_refuses_to_commit_offsets_outside_a_transaction() -> None:
-    # what Faust's commit timer hits when a producer's transaction was ended and not begun again
-    producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", transactional_id="app-t-0")
-    with pytest.raises(IllegalOperation, match="Not in the middle of a transaction"):
-        await producer.send_offsets_to_transaction({TopicPartition("t", 0): 10}, "app")
 
 
 async def test_commit_begins_an_ended_transaction_before_committing_offsets() -> None:

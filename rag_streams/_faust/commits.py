@@ -22,7 +22,7 @@ from typing import Any
 
 from faust.transport.consumer import Consumer
 
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.patch import patch_once
 
 __all__ = ["install_committed_offsets_forgotten"]
 

@@ -16,7 +16,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.patch import patch_once
 
 __all__ = ["install_livelock_check_guard", "position_known"]
 

@@ -90,13 +90,12 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import TransactionManager
 from faust.transport.producer import ProducerBuffer
 
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.patch import patch_once
 
 __all__ = [
     "acting_on",
     "begin_ended_transactions",
     "discard_local_tables",
-    "faust_group_for_topic_of_leader",
     "install_buffer_drain_before_commit",
     "install_commit_on_revoke",
     "install_ordered_stream_resume",
@@ -115,34 +114,35 @@ def acting_on(event: Any) -> Iterator[None]:
         _current_event.reset(token)
 
 
-_original_send = TransactionManager.send
+def _sends_in_source_transaction(original: Any) -> Any:
+    async def send(
+        self: TransactionManager,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[Any]:
+        event = current_event()
+        if event is None:
+            result: Awaitable[Any] = await original(self, topic, key, value, partition, timestamp, headers)
+            return result
+        source = event.message
+        group = self.app.assignor.group_for_topic(source.topic)
+        tid = f"{self.app.conf.id}-{group}-{source.partition}"
+        if partition is None:
+            partition = self.consumer.key_partition(topic, key, partition)
+        return await self.producer.send(topic, key, value, partition, timestamp, headers, transactional_id=tid)
 
-
-async def _send_in_source_transaction(
-    self: TransactionManager,
-    topic: str,
-    key: bytes | None,
-    value: bytes | None,
-    partition: int | None,
-    timestamp: float | None,
-    headers: Any,
-    *,
-    transactional_id: str | None = None,
-) -> Awaitable[Any]:
-    event = current_event()
-    if event is None:
-        return await _original_send(self, topic, key, value, partition, timestamp, headers)
-    source = event.message
-    group = self.app.assignor.group_for_topic(source.topic)
-    tid = f"{self.app.conf.id}-{group}-{source.partition}"
-    if partition is None:
-        partition = self.consumer.key_partition(topic, key, partition)
-    return await self.producer.send(topic, key, value, partition, timestamp, headers, transactional_id=tid)
+    return send
 
 
 def install_source_transactions() -> None:
     """Route sends made for an event through its source partition's transaction (idempotent)."""
-    TransactionManager.send = _send_in_source_transaction  # type: ignore[method-assign,assignment]
+    patch_once(TransactionManager, "send", _sends_in_source_transaction)
 
 
 def _stream_partitions_resumed_last(original: Any) -> Any:
@@ -244,7 +244,6 @@ def install_buffer_drain_before_commit() -> None:
     patch_once(TransactionManager, "commit", _drains_buffer_first)
 
 
-faust_group_for_topic_of_leader = PartitionAssignor.group_for_topic  # Faust's own, kept for the tests
 _TRANSACTION_GROUPS: dict[str, str] = {}  # changelog topic -> the source topic whose events write it
 
 
@@ -253,13 +252,16 @@ def transaction_group(changelog_topic: str, source_topic: str) -> None:
     _TRANSACTION_GROUPS[changelog_topic] = source_topic
 
 
-def _group_of_consuming_stage(self: PartitionAssignor, topic: str) -> str:
-    return _TRANSACTION_GROUPS.get(topic, topic)
+def _named_by_consuming_stage(original: Any) -> Any:
+    def group_for_topic(self: PartitionAssignor, topic: str) -> str:
+        return _TRANSACTION_GROUPS.get(topic, topic)
+
+    return group_for_topic
 
 
 def install_stage_transactional_ids() -> None:
     """One transactional id per (source topic, partition), whichever worker holds it (idempotent)."""
-    PartitionAssignor.group_for_topic = _group_of_consuming_stage  # type: ignore[method-assign,assignment]
+    patch_once(PartitionAssignor, "group_for_topic", _named_by_consuming_stage)
 
 
 def discard_local_tables(tabledir: Path) -> bool:

@@ -24,8 +24,8 @@ from typing import Any
 
 from faust.transport.consumer import TransactionManager
 
-from rag_streams.faust_compat import acting_on
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.compat import acting_on
+from rag_streams._faust.patch import patch_once
 
 __all__ = ["CommitGate", "emitting_for", "gate", "install_commit_gate"]
 

@@ -50,8 +50,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.consumer import Consumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from rag_streams.faust_acks import withhold_ack
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.acks import withhold_ack
+from rag_streams._faust.patch import patch_once
 
 __all__ = ["install_fetch_generation_guard"]
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""Work-arounds for Faust's table recovery under ``exactly_once`` (continuing faust_compat's list).
+"""Work-arounds for Faust's table recovery under ``exactly_once`` (continuing compat.py's list).
 
 8. Recovery reads each changelog partition up to a highwater, and under transactions Faust takes
    that highwater from ``AIOKafkaConsumer.last_stable_offset(tp)``: a value aiokafka only knows
@@ -35,15 +35,12 @@ from faust.exceptions import ConsumerNotStarted
 from faust.tables.recovery import Recovery
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from rag_streams.faust_patch import patch_once
+from rag_streams._faust.patch import patch_once
 
 __all__ = ["RecoveryEndWatch", "install_broker_highwaters", "install_recovery_end_watch", "watch_recovery_end"]
 
 log = logging.getLogger(__name__)
 _SOUGHT = "_rag_active_offsets_sought"  # set on a Recovery once this round's seek is done
-
-
-faust_highwaters = AIOKafkaConsumerThread._highwaters  # Faust's own, kept for the tests that pin it
 
 
 async def _broker_highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]) -> Mapping[Any, int]:
@@ -52,9 +49,16 @@ async def _broker_highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]
     return result
 
 
+def _asks_the_broker(original: Any) -> Any:
+    async def highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]) -> Mapping[Any, int]:
+        return await _broker_highwaters(self, partitions)
+
+    return highwaters
+
+
 def install_broker_highwaters() -> None:
     """Recovery highwaters come from the broker, never from a fetch that has not happened (idempotent)."""
-    AIOKafkaConsumerThread._highwaters = _broker_highwaters  # type: ignore[method-assign,assignment]
+    patch_once(AIOKafkaConsumerThread, "_highwaters", _asks_the_broker)
 
 
 def _marks_round(original: Any, *, sought: bool) -> Any:
