@@ -6,11 +6,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rag_streams import metrics, stage_tracing, tracing
-from rag_streams.chunking import chunk_document
-from rag_streams.codecs import CHUNK, RAW
+from rag_streams.adapters.codecs import CHUNK, RAW
 from rag_streams.errors import BadInput, retry_transient
-from rag_streams.records import (
+from rag_streams.observability import metrics, stage_tracing, tracing
+from rag_streams.rules.chunking import chunk_document
+from rag_streams.rules.records import (
     DELETE,
     DELETED_VERSION_HEADER,
     REPAIR_HEADERS,
@@ -21,11 +21,11 @@ from rag_streams.records import (
     tombstone_delete,
     validate_raw,
 )
+from rag_streams.rules.versions import DocState, Verdict, judge
 from rag_streams.tables.versions import accepted_versions
-from rag_streams.versions import DocState, Verdict, judge
 
 if TYPE_CHECKING:
-    from rag_streams.app import Pipeline
+    from rag_streams.pipeline.app import Pipeline
 
 log = logging.getLogger(__name__)
 STAGE = "chunk"

@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from rag_streams import metrics, stage_tracing, tracing
-from rag_streams.codecs import CHUNK, EMBEDDING
-from rag_streams.embed_model import embed_isolating
-from rag_streams.embed_plan import Action, plan_embeddings, slot_of
-from rag_streams.embedding import Embedder
-from rag_streams.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
+from rag_streams.adapters.codecs import CHUNK, EMBEDDING
+from rag_streams.adapters.embedding import Embedder
+from rag_streams.observability import metrics, stage_tracing, tracing
+from rag_streams.pipeline.embed_model import embed_isolating
+from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
+from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
 from rag_streams.tables.versions import embedded_docs, embedded_slots
 
 if TYPE_CHECKING:
-    from rag_streams.app import Pipeline
+    from rag_streams.pipeline.app import Pipeline
 
 log = logging.getLogger(__name__)
 STAGE = "embed"

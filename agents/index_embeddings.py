@@ -7,18 +7,18 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from rag_streams import metrics, stage_tracing, tracing
-from rag_streams.codecs import EMBEDDING
-from rag_streams.embedding import from_bytes
+from rag_streams.adapters.codecs import EMBEDDING
+from rag_streams.adapters.embedding import from_bytes
 from rag_streams.errors import BadInput
-from rag_streams.index_store import apply_plan
-from rag_streams.indexing import is_reuse, plan_batch, slot_key
-from rag_streams.records import DELETE, EmbeddingUpsert, is_repair
+from rag_streams.observability import metrics, stage_tracing, tracing
+from rag_streams.pipeline.index_store import apply_plan
+from rag_streams.rules.indexing import is_reuse, plan_batch, slot_key
+from rag_streams.rules.records import DELETE, EmbeddingUpsert, is_repair
+from rag_streams.rules.versions import DocState, Verdict
 from rag_streams.tables.versions import applied_versions, chunk_slots
-from rag_streams.versions import DocState, Verdict
 
 if TYPE_CHECKING:
-    from rag_streams.app import Pipeline
+    from rag_streams.pipeline.app import Pipeline
 
 log = logging.getLogger(__name__)
 STAGE = "index"

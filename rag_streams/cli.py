@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rag_streams import tracing
+from rag_streams.commands.pacing import add_pacing_arguments, pacer_of
 from rag_streams.errors import CliError
-from rag_streams.pacing import add_pacing_arguments, pacer_of
+from rag_streams.observability import tracing
+from rag_streams.pipeline.stages import ROLES
 from rag_streams.settings import Settings, SettingsError, load_settings, otel_environment
-from rag_streams.stages import ROLES
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="DIR", help="draw PNG plots into DIR (matplotlib)")
     b.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="text files to use instead of the default")
-    from rag_streams.capacity_report import add_arguments as plan_arguments
+    from rag_streams.commands.plan import add_arguments as plan_arguments
 
     plan_arguments(sub.add_parser("plan", help="capacity plan for many tenants: partitions, memory, disk, nodes, p99"))
     return p
@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
-    from rag_streams import commands
+    from rag_streams.commands import ops as commands
 
     if args.command == "kafka":
         return commands.kafka(settings, args.action)
@@ -197,13 +197,13 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if args.command == "verify":
         return asyncio.run(commands.verify(settings, args.tenant, args.repair, args.api_key))
     if args.command == "reindex":
-        from rag_streams.commands_reindex import reindex
+        from rag_streams.commands.reindex import reindex
 
         return asyncio.run(
             reindex(settings, args.tenant, args.model, args.api_key, pacer_of(args, settings.window_timezone))
         )
     if args.command in ("backup", "restore"):
-        from rag_streams import commands_backup
+        from rag_streams.commands import backup as commands_backup
 
         if args.command == "backup":
             return asyncio.run(commands_backup.backup(settings, args.tenant, args.to, args.api_key))
@@ -211,16 +211,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if args.command == "lag":
         return asyncio.run(commands.lag(settings, args.interval, args.drain_target, args.json))
     if args.command == "canary":
-        from rag_streams.canary import command
+        from rag_streams.observability.canary import command
 
         return asyncio.run(command(settings, args.timeout, args.json, args.api_key))
     if args.command == "migrate-store":
-        from rag_streams.stores import migrate_local_store
+        from rag_streams.adapters.stores import migrate_local_store
 
         migrate_local_store(settings)
         return 0
     if args.command == "demo":
-        from rag_streams.demo import run_demo
+        from rag_streams.commands.demo import run_demo
 
         return run_demo(settings)
     if args.command == "bench":
@@ -228,7 +228,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
 
         return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus))
     if args.command == "plan":
-        from rag_streams.capacity_report import run_plan
+        from rag_streams.commands.plan import run_plan
 
         return run_plan(args)
     raise CliError(f"unknown command {args.command}")
@@ -249,8 +249,8 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     if unverified := check_versions(settings.allow_unverified_faust):  # before any Faust patch is installed
         log.warning("running on unverified %s (RAG_ALLOW_UNVERIFIED_FAUST)", ", ".join(unverified))
     from rag_streams._faust.compat import discard_local_tables
-    from rag_streams.app import create_app
-    from rag_streams.logs import configure_logging
+    from rag_streams.observability.logs import configure_logging
+    from rag_streams.pipeline.app import create_app
 
     if serve_api and not roles and settings.qdrant_url is None:
         raise CliError("serve needs RAG_QDRANT_URL: with embedded Qdrant the index worker serves the API")
@@ -263,7 +263,7 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
     services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
     if services.owns_store and not (settings.qdrant_url or settings.vector_store):
-        from rag_streams.stores import legacy_local_store
+        from rag_streams.adapters.stores import legacy_local_store
 
         if (legacy := legacy_local_store(settings)) is not None:
             raise CliError(
@@ -321,7 +321,7 @@ def quiet_progress_bars(stream: Any) -> None:
 def check_topics(settings: Settings, existing: Iterable[str]) -> None:
     """Refuse to start a worker whose pipeline topics are missing (``existing``: the broker's topics);
     Faust would otherwise run on with one "topic not found" error and process nothing."""
-    from rag_streams.topics import missing_topics
+    from rag_streams.pipeline.topics import missing_topics
 
     missing = missing_topics(settings, existing)
     if missing:
@@ -332,7 +332,7 @@ def check_topics(settings: Settings, existing: Iterable[str]) -> None:
 
 
 def _check_topics(settings: Settings) -> None:
-    from rag_streams.admin import existing_topics
+    from rag_streams.adapters.kafka_admin import existing_topics
 
     try:
         existing = asyncio.run(existing_topics(settings))

@@ -347,7 +347,7 @@ def _validate(s: Settings) -> None:
     if not TENANT_RE.fullmatch(s.canary_tenant):
         raise _fail("canary_tenant", f"must match {TENANT_RE.pattern}, got {s.canary_tenant!r}")
     if s.window_timezone != "local":
-        from rag_streams.pacing import window_zone
+        from rag_streams.commands.pacing import window_zone
 
         try:
             window_zone(s.window_timezone)
@@ -423,6 +423,6 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
 
 def otel_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The OpenTelemetry SDK's own ``OTEL_*`` variables (its standard names, not ``RAG_*``; see
-    docs/tracing.md): rag_streams.tracing.configure reads them from here."""
+    docs/tracing.md): rag_streams.observability.tracing.configure reads them from here."""
     env = os.environ if environ is None else environ
     return {k: v for k, v in env.items() if k.startswith("OTEL_")}

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python scripts/plan_inputs.py [--queries 300] [--chunks 2000]
 
-- payload: the JSON size of the Qdrant payload of each chunk (rag_streams.indexing.payload), and the
+- payload: the JSON size of the Qdrant payload of each chunk (rag_streams.rules.indexing.payload), and the
   Avro size of its rag.embeddings.upserts message, for the bench's default corpus (the installed
   distributions' long descriptions) cut exactly as the chunk stage cuts them;
 - query embedding: one question at a time through the model, as the query API embeds it
@@ -27,13 +27,13 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=2000)
     args = ap.parse_args()
 
+    from rag_streams.adapters.codecs import EMBEDDING
+    from rag_streams.adapters.embedding import SentenceTransformerEmbedder, to_bytes
     from rag_streams.bench.corpus import installed_descriptions
     from rag_streams.bench.offline import chunk_corpus
     from rag_streams.bench.stats import percentiles
-    from rag_streams.codecs import EMBEDDING
-    from rag_streams.embedding import SentenceTransformerEmbedder, to_bytes
-    from rag_streams.indexing import payload
-    from rag_streams.records import EmbeddingUpsert
+    from rag_streams.rules.indexing import payload
+    from rag_streams.rules.records import EmbeddingUpsert
     from rag_streams.settings import load_settings
 
     settings = load_settings()

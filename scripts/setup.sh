@@ -22,7 +22,7 @@ $PY -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 
 echo "setup: fetching the Apache Kafka broker jars from Maven Central (cached)"
 $PY - <<'PY'
-from rag_streams.commands import local_kafka
+from rag_streams.commands.ops import local_kafka
 from rag_streams.settings import load_settings
 print("setup: kafka jars in", local_kafka(load_settings()).install())
 PY

@@ -3,7 +3,7 @@
 All are co-partitioned with the pipeline topics (key ``tenant/doc_id`` or
 ``tenant/doc_id/chunk_index``, changelog partition = source partition), backed by RocksDB
 and restored from their changelog topics after a crash. Each is declared here once and created
-(:meth:`rag_streams.app.Pipeline.version_table`) only by its stage's ``register``: a worker
+(:meth:`rag_streams.pipeline.app.Pipeline.version_table`) only by its stage's ``register``: a worker
 registers (subscribes to the changelogs of, and restores) only the tables of its roles. Were
 every worker to register every table, the changelogs would form a topic group of their own,
 assigned across all workers, and workers of different roles would open producers with the same
@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rag_streams.app import Pipeline
+    from rag_streams.pipeline.app import Pipeline
 
 __all__ = [
     "APPLIED_VERSIONS",
@@ -49,7 +49,7 @@ def embedded_slots(p: Pipeline) -> Any:
 
 def embedded_docs(p: Pipeline) -> Any:
     """embed stage: ``[version, chunk_count, deleted]`` of the document version last emitted, so the
-    slots a shrink or a delete removed are forgotten (see rag_streams.embed_plan)."""
+    slots a shrink or a delete removed are forgotten (see rag_streams.rules.embed_plan)."""
     return p.version_table(
         "embedded-docs", "embed stage: version, chunk count and deleted flag per tenant/doc_id", written_from="chunks"
     )

@@ -227,7 +227,7 @@ WORK_AROUNDS: tuple[WorkAround, ...] = (
         ("faust.assignor.partition_assignor.PartitionAssignor.on_assignment", "table_standby_replicas"),
         NOT_REPORTED,
         (_UP + "test_app.py::test_faust_asserts_its_standby_assignment",),
-        "rag_streams/app.py (faust.App(table_standby_replicas=0))",
+        "rag_streams/pipeline/app.py (faust.App(table_standby_replicas=0))",
     ),
     WorkAround(
         18,
@@ -235,7 +235,7 @@ WORK_AROUNDS: tuple[WorkAround, ...] = (
         ("faust.app.base.App.in_transaction",),
         NOT_REPORTED,
         (_UP + "test_app.py::test_faust_falls_back_to_no_transactions_silently",),
-        "rag_streams/app.py (check_processing_guarantee task)",
+        "rag_streams/pipeline/app.py (check_processing_guarantee task)",
         depends_on=(10,),
     ),
 )

@@ -61,13 +61,13 @@ def edit(text: str, n: int) -> str:
 
 
 async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict[str, Any]:
+    from rag_streams.adapters.embedding import SentenceTransformerEmbedder
+    from rag_streams.adapters.producer import DocumentProducer
     from rag_streams.bench import offline
     from rag_streams.bench.corpus import Document, corpus_from_dir, installed_descriptions
     from rag_streams.bench.online import Online
     from rag_streams.bench.stack import Stack
     from rag_streams.bench.stats import machine, memory_mb, percentiles, versions
-    from rag_streams.embedding import SentenceTransformerEmbedder
-    from rag_streams.producer import DocumentProducer
 
     result: dict[str, Any] = {"quick": options.quick, "settings": _settings_summary(settings)}
     source = corpus_from_dir(options.corpus_dir) if options.corpus_dir else installed_descriptions()

@@ -11,15 +11,15 @@ from typing import Any
 
 import numpy as np
 
+from rag_streams.adapters.edge_store import EdgeVectorStore
+from rag_streams.adapters.embedding import SentenceTransformerEmbedder
+from rag_streams.adapters.store_base import Point, VectorStore
 from rag_streams.bench.corpus import Document
 from rag_streams.bench.stats import percentiles
-from rag_streams.chunking import chunk_document
-from rag_streams.edge_store import EdgeVectorStore
-from rag_streams.embedding import SentenceTransformerEmbedder
-from rag_streams.indexing import payload
-from rag_streams.records import Chunk, EmbeddingUpsert, RawDocument
+from rag_streams.rules.chunking import chunk_document
+from rag_streams.rules.indexing import payload
+from rag_streams.rules.records import Chunk, EmbeddingUpsert, RawDocument
 from rag_streams.settings import Settings
-from rag_streams.store_base import Point, VectorStore
 
 __all__ = ["ceiling", "chunk_corpus", "naive_loop", "store_at_size"]
 

@@ -8,10 +8,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rag_streams.adapters.producer import DocumentProducer
 from rag_streams.bench.corpus import Document
 from rag_streams.bench.stack import Stack
 from rag_streams.bench.stats import percentiles
-from rag_streams.producer import DocumentProducer
 
 __all__ = ["Online"]
 

@@ -19,9 +19,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from rag_streams.admin import create_topics
-from rag_streams.kafka_local import LocalKafka
-from rag_streams.redis_local import RedisServer
+from rag_streams.adapters.kafka_admin import create_topics
+from rag_streams.adapters.kafka_local import LocalKafka
+from rag_streams.adapters.redis_local import RedisServer
 from rag_streams.settings import Settings, load_settings
 
 __all__ = ["Stack", "free_port"]

@@ -14,11 +14,11 @@ from unittest.mock import AsyncMock, Mock
 
 import pytest
 
-from rag_streams.app import create_app
-from rag_streams.cache import MemoryAnswerCache
-from rag_streams.embedding import HashingEmbedder
+from rag_streams.adapters.cache import MemoryAnswerCache
+from rag_streams.adapters.embedding import HashingEmbedder
+from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.pipeline.app import create_app
 from rag_streams.settings import load_settings
-from rag_streams.vectorstore import QdrantVectorStore
 
 # The agents' app: in-memory tables, small chunks, every stage, no HTTP API.
 _AGENT_ENV = {

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from rag_streams import metrics
-from rag_streams.api_stats import tenant_stats
-from rag_streams.chunking import chunk_document
-from rag_streams.codecs import EMBEDDING
-from rag_streams.embedding import HashingEmbedder, to_bytes
-from rag_streams.index_health import TenantCounts
-from rag_streams.index_health_monitor import IndexHealth, TenantHealth
-from rag_streams.records import DELETE, EmbeddingUpsert, RawDocument
+from rag_streams.adapters.codecs import EMBEDDING
+from rag_streams.adapters.embedding import HashingEmbedder, to_bytes
+from rag_streams.http.stats import tenant_stats
+from rag_streams.observability import metrics
+from rag_streams.observability.index_health import IndexHealth, TenantHealth
+from rag_streams.rules.chunking import chunk_document
+from rag_streams.rules.index_health import TenantCounts
+from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
 
 from conftest import index_embeddings, pipeline, settle
 
@@ -89,7 +89,7 @@ async def test_expected_points_follow_the_index_agent_and_a_lost_point_is_a_mism
 
 def test_an_unexplained_fall_is_logged_as_a_sudden_drop(caplog: pytest.LogCaptureFixture) -> None:
     health = IndexHealth(pipeline)
-    caplog.set_level(logging.WARNING, logger="rag_streams.index_health_monitor")
+    caplog.set_level(logging.WARNING, logger="rag_streams.observability.index_health")
     health.export([TenantHealth("acme", 10_000, TenantCounts(10, 0, 10_000))])
     health.export([TenantHealth("acme", 5_000, TenantCounts(5, 0, 5_000))])  # deletes: expected fell too
     assert not caplog.records

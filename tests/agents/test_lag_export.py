@@ -8,8 +8,8 @@ import math
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from rag_streams import lag_export, metrics
-from rag_streams.lag import Snapshot, build_report
+from rag_streams.observability import lag_export, metrics
+from rag_streams.observability.lag import Snapshot, build_report
 
 from conftest import app, settings
 

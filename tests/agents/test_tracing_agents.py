@@ -13,11 +13,11 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from rag_streams import tracing
-from rag_streams.chunking import chunk_document
-from rag_streams.producer import DocumentProducer
-from rag_streams.records import REPAIR_HEADERS, RawDocument
-from rag_streams.search import SearchRequest, search
+from rag_streams.adapters.producer import DocumentProducer
+from rag_streams.http.search import SearchRequest, search
+from rag_streams.observability import tracing
+from rag_streams.rules.chunking import chunk_document
+from rag_streams.rules.records import REPAIR_HEADERS, RawDocument
 
 from conftest import chunk_documents, embed_chunks, index_embeddings, names, settings, settle
 
@@ -36,7 +36,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 
 async def publish(docs: list[RawDocument]) -> list[tuple[bytes, bytes, Any]]:
     """Publish through the real DocumentProducer, its Kafka producer a mock: (key, value, headers) sent."""
-    with patch("rag_streams.producer.AIOKafkaProducer") as kafka:
+    with patch("rag_streams.adapters.producer.AIOKafkaProducer") as kafka:
         kafka.return_value.send_and_wait = AsyncMock()
         producer = DocumentProducer(settings)
         for doc in docs:

@@ -26,12 +26,12 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from rag_streams.admin import create_topics
-from rag_streams.kafka_local import LocalKafka
-from rag_streams.producer import DocumentProducer
-from rag_streams.redis_local import RedisServer
+from rag_streams.adapters.kafka_admin import create_topics
+from rag_streams.adapters.kafka_local import LocalKafka
+from rag_streams.adapters.producer import DocumentProducer
+from rag_streams.adapters.redis_local import RedisServer
+from rag_streams.pipeline.topics import TopicNames
 from rag_streams.settings import Settings, load_settings
-from rag_streams.topics import TopicNames
 
 # Listening ports stay below Linux's ephemeral range (32768-60999): while a listener is down
 # (broker restart, killed worker), clients retrying to connect to it from ephemeral ports can
@@ -248,7 +248,7 @@ class Pipeline:
     async def committed_chunk_keys(self) -> tuple[Counter[Any], Counter[Any]]:
         """How often each (doc_id, version, chunk_index, op) is on the chunk and on the embedding
         topic, as read_committed consumers see them: exactly-once between topics means once."""
-        from rag_streams.codecs import CHUNK, EMBEDDING
+        from rag_streams.adapters.codecs import CHUNK, EMBEDDING
 
         chunks = [CHUNK.decode(r.value) for r in await self.read_topic(self.topics.chunks)]
         embeddings = [EMBEDDING.decode(r.value) for r in await self.read_topic(self.topics.embeddings)]

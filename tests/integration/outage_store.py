@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rag_streams.adapters.services import Services
+from rag_streams.adapters.store_base import Point, VectorStore
 from rag_streams.errors import TransientError
-from rag_streams.services import Services
 from rag_streams.settings import Settings
-from rag_streams.store_base import Point, VectorStore
 
 
 class OutageStore:

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rag_streams.codecs import DEADLETTER, RAW
-from rag_streams.records import RawDocument
+from rag_streams.adapters.codecs import DEADLETTER, RAW
+from rag_streams.rules.records import RawDocument
 
 pytestmark = pytest.mark.integration
 BIG = 2**63

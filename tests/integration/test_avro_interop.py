@@ -29,8 +29,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from fastavro.schema import parse_schema
 
-from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW, AvroCodec, _asdict
-from rag_streams.records import DELETE, Chunk, DeadLetter, EmbeddingUpsert, RawDocument
+from rag_streams.adapters.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW, AvroCodec, _asdict
+from rag_streams.rules.records import DELETE, Chunk, DeadLetter, EmbeddingUpsert, RawDocument
 
 from conftest import free_port
 

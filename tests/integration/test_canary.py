@@ -1,4 +1,4 @@
-"""The canary (rag_streams/canary.py) against a real worker: `rag-streams canary` publishes its
+"""The canary (rag_streams/observability/canary.py) against a real worker: `rag-streams canary` publishes its
 document to the reserved tenant and finds it cited; other tenants' points are untouched; the
 worker's canary task exports its success and latency."""
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rag_streams.canary import ANSWER_DOC, DISTRACTOR_DOC
+from rag_streams.observability.canary import ANSWER_DOC, DISTRACTOR_DOC
 
 pytestmark = pytest.mark.integration
 TENANT = "canaryneighbour"

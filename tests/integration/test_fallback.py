@@ -1,4 +1,4 @@
-"""Fallback retrieval on a real worker (rag_streams/fallback.py): questions asked while the store
+"""Fallback retrieval on a real worker (rag_streams/http/fallback.py): questions asked while the store
 was up are still answered, from the index worker's fallback index, once the store stops answering."""
 
 from __future__ import annotations

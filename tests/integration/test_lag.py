@@ -20,9 +20,9 @@ import aiohttp
 import orjson
 import pytest
 
-from rag_streams.admin import create_topics
-from rag_streams.kafka_local import LocalKafka
-from rag_streams.redis_local import RedisServer
+from rag_streams.adapters.kafka_admin import create_topics
+from rag_streams.adapters.kafka_local import LocalKafka
+from rag_streams.adapters.redis_local import RedisServer
 
 from conftest import Pipeline
 

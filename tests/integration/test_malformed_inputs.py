@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rag_streams.codecs import DEADLETTER, MAGIC, RAW
+from rag_streams.adapters.codecs import DEADLETTER, MAGIC, RAW
 from rag_streams.errors import BadInput
-from rag_streams.records import RawDocument, parse_key, validate_raw
+from rag_streams.rules.records import RawDocument, parse_key, validate_raw
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from rag_streams.codecs import RAW
-from rag_streams.reindex import consumer_group
+from rag_streams.adapters.codecs import RAW
+from rag_streams.rules.reindex import consumer_group
 
 pytestmark = pytest.mark.integration
 

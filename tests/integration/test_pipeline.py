@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from rag_streams.chunking import chunk_document
-from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
-from rag_streams.embedding import SentenceTransformerEmbedder
-from rag_streams.records import RawDocument
+from rag_streams.adapters.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
+from rag_streams.adapters.embedding import SentenceTransformerEmbedder
+from rag_streams.rules.chunking import chunk_document
+from rag_streams.rules.records import RawDocument
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from rag_streams.embedding import packaged_model_path
-from rag_streams.reindex import consumer_group
+from rag_streams.adapters.embedding import packaged_model_path
+from rag_streams.rules.reindex import consumer_group
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from rag_streams.redis_local import RedisServer
+from rag_streams.adapters.redis_local import RedisServer
 
 pytestmark = pytest.mark.integration
 TENANT = "cachetest"

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from rag_streams.kafka_local import LocalKafka
-from rag_streams.redis_local import RedisServer
+from rag_streams.adapters.kafka_local import LocalKafka
+from rag_streams.adapters.redis_local import RedisServer
 
 from conftest import Pipeline
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from rag_streams.backup import (
+from rag_streams.adapters.backup import (
     META_FILE,
     POINTS_FILE,
     BackupMeta,
@@ -23,11 +23,11 @@ from rag_streams.backup import (
     read_vectors,
     recorded_offsets,
 )
-from rag_streams.codecs import RAW
+from rag_streams.adapters.codecs import RAW
+from rag_streams.adapters.store_base import Point
 from rag_streams.errors import CliError
-from rag_streams.ids import point_id
-from rag_streams.records import DELETE, DELETED_VERSION_HEADER, UPSERT, RawDocument
-from rag_streams.store_base import Point
+from rag_streams.rules.ids import point_id
+from rag_streams.rules.records import DELETE, DELETED_VERSION_HEADER, UPSERT, RawDocument
 
 DIM = 3
 

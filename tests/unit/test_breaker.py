@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from rag_streams import metrics
-from rag_streams.breaker import BreakerOpen, CircuitBreaker, State
-from rag_streams.embedding import HashingEmbedder
-from rag_streams.search import SearchRequest, search
+from rag_streams.adapters.breaker import BreakerOpen, CircuitBreaker, State
+from rag_streams.adapters.embedding import HashingEmbedder
+from rag_streams.http.search import SearchRequest, search
+from rag_streams.observability import metrics
 
 
 class Clock:

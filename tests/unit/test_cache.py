@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
-from rag_streams import metrics
-from rag_streams.cache import MemoryAnswerCache, RedisAnswerCache, answer_key
+from rag_streams.adapters.cache import MemoryAnswerCache, RedisAnswerCache, answer_key
+from rag_streams.observability import metrics
 
 
 def counts() -> tuple[float, float]:

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from rag_streams import metrics
-from rag_streams.canary import ANSWER_DOC, DISTRACTOR_DOC, CanaryResult, _cited, record
 from rag_streams.cli import main
+from rag_streams.observability import metrics
+from rag_streams.observability.canary import ANSWER_DOC, DISTRACTOR_DOC, CanaryResult, _cited, record
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 

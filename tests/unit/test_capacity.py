@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_streams.capacity import PlanInputs, make_plan, parse_count, parse_number
-from rag_streams.capacity_report import size
 from rag_streams.cli import main
+from rag_streams.commands.plan import size
 from rag_streams.errors import CliError
+from rag_streams.rules.capacity import PlanInputs, make_plan, parse_count, parse_number
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "multitenancy.md"
 GIB = 2**30

@@ -13,10 +13,10 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from rag_streams import ids
-from rag_streams.chunking import WhitespaceTokenizer, chunk_document, token_windows
 from rag_streams.errors import BadInput
-from rag_streams.records import DELETE, UPSERT, RawDocument
+from rag_streams.rules import ids
+from rag_streams.rules.chunking import WhitespaceTokenizer, chunk_document, token_windows
+from rag_streams.rules.records import DELETE, UPSERT, RawDocument
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "rag-streams-hypothesis")
 

@@ -15,8 +15,8 @@ import pytest
 
 from rag_streams.cli import check_topics, faust_worker
 from rag_streams.errors import CliError
+from rag_streams.pipeline.topics import TopicNames, missing_topics, topic_specs
 from rag_streams.settings import load_settings
-from rag_streams.topics import TopicNames, missing_topics, topic_specs
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
@@ -69,7 +69,7 @@ def test_cli_turns_progress_bars_off_when_stderr_is_not_a_terminal(tmp_path: Pat
 
 
 def _pipeline(tmp_path: Path) -> Any:
-    from rag_streams.app import create_app
+    from rag_streams.pipeline.app import create_app
     from rag_streams.settings import load_settings
 
     return create_app(load_settings({"RAG_DATA_DIR": str(tmp_path)}, dotenv=None))
@@ -89,8 +89,9 @@ def test_faust_worker_writes_no_spinner_escape_codes(tmp_path: Path) -> None:
 
 
 async def test_document_producer_is_stopped_with_the_worker(tmp_path: Path) -> None:
-    from rag_streams import api, api_documents
-    from rag_streams.producer import DocumentProducer
+    from rag_streams.adapters.producer import DocumentProducer
+    from rag_streams.http import api
+    from rag_streams.http import documents as api_documents
 
     pipeline = _pipeline(tmp_path)
     documents = api_documents.register(api.Api(pipeline))
@@ -107,9 +108,9 @@ async def test_document_producer_is_stopped_with_the_worker(tmp_path: Path) -> N
 async def test_the_worker_closes_its_services_after_the_app_stopped(tmp_path: Path) -> None:
     """The Worker's on_shutdown (mode runs it after stopping the app's agents and consumer) closes
     the vector store, the answer cache and the model thread; closing again is harmless."""
-    from rag_streams.cache import MemoryAnswerCache
-    from rag_streams.services import Services
-    from rag_streams.vectorstore import QdrantVectorStore
+    from rag_streams.adapters.cache import MemoryAnswerCache
+    from rag_streams.adapters.services import Services
+    from rag_streams.adapters.vectorstore import QdrantVectorStore
 
     pipeline = _pipeline(tmp_path)
     closed: list[str] = []

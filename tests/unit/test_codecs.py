@@ -18,10 +18,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from rag_streams import codecs
-from rag_streams.codecs import CHUNK, DEADLETTER, EMBEDDING, MAGIC, RAW, AvroCodec, load_schema
+from rag_streams.adapters import codecs
+from rag_streams.adapters.codecs import CHUNK, DEADLETTER, EMBEDDING, MAGIC, RAW, AvroCodec, load_schema
 from rag_streams.errors import BadInput
-from rag_streams.records import DELETE, Chunk, DeadLetter, EmbeddingUpsert, RawDocument
+from rag_streams.rules.records import DELETE, Chunk, DeadLetter, EmbeddingUpsert, RawDocument
 from rag_streams.settings import SettingsError, load_settings
 
 set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "rag-streams-hypothesis")

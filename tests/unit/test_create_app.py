@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from rag_streams.app import create_app
-from rag_streams.lag import pipeline_stages
+from rag_streams.observability.lag import pipeline_stages
+from rag_streams.pipeline.app import create_app
+from rag_streams.pipeline.stages import GRAPH, ROLES
+from rag_streams.pipeline.topics import TopicNames, topic_specs
 from rag_streams.settings import load_settings
-from rag_streams.stages import GRAPH, ROLES
-from rag_streams.topics import TopicNames, topic_specs
 
 _IMPORT_ALL = """
 import importlib, json, pathlib, sys
@@ -41,7 +41,7 @@ def test_importing_any_module_reads_no_environment_and_builds_nothing(tmp_path: 
     )
     assert out.returncode == 0, out.stderr[-3000:]
     modules = json.loads(out.stdout.strip().splitlines()[-1])["modules"]
-    assert {"rag_streams.agents.chunk_documents", "rag_streams.api", "rag_streams.app"} <= set(modules)
+    assert {"rag_streams.agents.chunk_documents", "rag_streams.http.api", "rag_streams.pipeline.app"} <= set(modules)
     assert not (tmp_path / "d").exists()  # no data directory made at import
     proc = subprocess.run(
         [sys.executable, "-c", "import rag_streams.agents"], capture_output=True, env=env, cwd=tmp_path, timeout=120
@@ -89,7 +89,7 @@ def test_a_worker_on_the_embedded_store_does_not_import_qdrant_client(tmp_path: 
     code = (
         "import sys\n"
         "from rag_streams.cli import build_parser\n"
-        "from rag_streams.app import create_app\n"
+        "from rag_streams.pipeline.app import create_app\n"
         "from rag_streams.errors import is_transient\n"
         "from rag_streams.settings import load_settings\n"
         f"p = create_app(load_settings({{'RAG_DATA_DIR': {str(tmp_path)!r}}}, dotenv=None))\n"

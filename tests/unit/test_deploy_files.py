@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rag_streams.metrics import METRIC_NAMES
+from rag_streams.observability.metrics import METRIC_NAMES
 from rag_streams.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,7 +160,9 @@ def test_alert_metrics_are_exported() -> None:
     assert rules
     for rule in rules:
         unknown = metric_names(rule["expr"]) - METRIC_NAMES
-        assert not unknown, f"alert {rule.get('alert')}: {sorted(unknown)} not exported by rag_streams.metrics"
+        assert not unknown, (
+            f"alert {rule.get('alert')}: {sorted(unknown)} not exported by rag_streams.observability.metrics"
+        )
 
 
 def test_dashboard_metrics_are_exported() -> None:
@@ -168,7 +170,9 @@ def test_dashboard_metrics_are_exported() -> None:
     assert exprs
     for expr in exprs:
         unknown = metric_names(expr) - METRIC_NAMES
-        assert not unknown, f"dashboard query {expr!r}: {sorted(unknown)} not exported by rag_streams.metrics"
+        assert not unknown, (
+            f"dashboard query {expr!r}: {sorted(unknown)} not exported by rag_streams.observability.metrics"
+        )
 
 
 def test_hpa_metric_is_exported() -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from rag_streams.embed_plan import Action, plan_embeddings, slot_of
-from rag_streams.ids import content_hash, point_id
-from rag_streams.records import DELETE, UPSERT, Chunk
+from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
+from rag_streams.rules.ids import content_hash, point_id
+from rag_streams.rules.records import DELETE, UPSERT, Chunk
 
 
 def chunk(doc: str, version: int, index: int, count: int, text: str, *, op: str = UPSERT) -> Chunk:

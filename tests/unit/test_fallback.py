@@ -1,4 +1,4 @@
-"""The fallback index (rag_streams/fallback.py): fed by store searches, it answers the popular
+"""The fallback index (rag_streams/http/fallback.py): fed by store searches, it answers the popular
 questions while the store is down; bounded, least-used out first; superseded versions leave it."""
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag_streams import metrics
-from rag_streams.edge_store import EdgeVectorStore
-from rag_streams.embedding import HashingEmbedder
-from rag_streams.fallback import FallbackIndex, answer
-from rag_streams.ids import point_id
-from rag_streams.search import SearchRequest
-from rag_streams.services import Services
+from rag_streams.adapters.edge_store import EdgeVectorStore
+from rag_streams.adapters.embedding import HashingEmbedder
+from rag_streams.adapters.services import Services
+from rag_streams.adapters.store_base import Hit, Point, VectorStore
+from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.http.fallback import FallbackIndex, answer
+from rag_streams.http.search import SearchRequest
+from rag_streams.observability import metrics
+from rag_streams.rules.ids import point_id
 from rag_streams.settings import load_settings
-from rag_streams.store_base import Hit, Point, VectorStore
-from rag_streams.vectorstore import QdrantVectorStore
 
 EMB = HashingEmbedder()
 TEXTS = {

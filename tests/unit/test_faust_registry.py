@@ -153,13 +153,13 @@ def test_the_setting_lets_an_unverified_version_through_the_guard(
 ) -> None:
     assert check_versions(allow_unverified=True) == ["faust-streaming 0.16.0"]
     monkeypatch.setenv("RAG_ALLOW_UNVERIFIED_FAUST", "true")
-    app = types.ModuleType("rag_streams.app")  # the worker goes on to load the app: stop it there
+    app = types.ModuleType("rag_streams.pipeline.app")  # the worker goes on to load the app: stop it there
 
     def getattr_(name: str) -> Any:
         raise Reached(name)
 
     app.__getattr__ = getattr_  # type: ignore[method-assign]
-    monkeypatch.setitem(sys.modules, "rag_streams.app", app)
+    monkeypatch.setitem(sys.modules, "rag_streams.pipeline.app", app)
     with pytest.raises(Reached):
         main(["worker"])
 

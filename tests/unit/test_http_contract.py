@@ -17,13 +17,13 @@ import orjson
 import pytest
 from aiohttp import web
 
-from rag_streams.api_inputs import query_version, upsert_fields
+from rag_streams.adapters.producer import DocumentProducer
 from rag_streams.errors import BadInput
-from rag_streams.http_errors import install_json_errors
-from rag_streams.openapi import OPENAPI
-from rag_streams.producer import DocumentProducer
-from rag_streams.records import DELETE, RawDocument, check_doc_id, check_version, parse_key, validate_raw
-from rag_streams.search import parse_search
+from rag_streams.http.errors import install_json_errors
+from rag_streams.http.inputs import query_version, upsert_fields
+from rag_streams.http.openapi import OPENAPI
+from rag_streams.http.search import parse_search
+from rag_streams.rules.records import DELETE, RawDocument, check_doc_id, check_version, parse_key, validate_raw
 from rag_streams.settings import load_settings
 
 BIG = 2**63
@@ -261,7 +261,7 @@ async def test_without_the_json_handler_aiohttp_answers_malformed_http_in_text(
 # --------------------------------------------------------------------------- OpenAPI
 _ROUTES = """
 import json
-from rag_streams.app import create_app
+from rag_streams.pipeline.app import create_app
 from rag_streams.settings import load_settings
 app = create_app(load_settings()).app
 app.web.init_server()

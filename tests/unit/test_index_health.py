@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rag_streams.index_health import (
+from rag_streams.rules.index_health import (
     DROP_MIN_POINTS,
     DROP_RATIO,
     TenantCounts,

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rag_streams.lag import (
+from rag_streams.observability.lag import (
     Snapshot,
     advise_replicas,
     build_report,

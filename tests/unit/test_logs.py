@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from rag_streams.logs import JsonFormatter, RepeatFilter, access_log, request_id_of
+from rag_streams.observability.logs import JsonFormatter, RepeatFilter, access_log, request_id_of
 
 
 def record(msg: str, *args: object, level: int = logging.INFO, **extra: object) -> logging.LogRecord:
@@ -109,4 +109,4 @@ def test_a_library_repeating_itself_is_let_through_once_per_window_with_the_coun
     assert repeat.filter(late) and late.getMessage().endswith("[999 more like this in the last 11s]")
     assert repeat.filter(record("aiokafka", "another message"))  # a different message passes at once
     for _ in range(3):  # our own records are never held back (one access log line per request)
-        assert repeat.filter(record("rag_streams.api", "GET %s %d", "/healthz", 200))
+        assert repeat.filter(record("rag_streams.http.api", "GET %s %d", "/healthz", 200))

@@ -8,8 +8,8 @@ from datetime import datetime, time, timedelta
 
 import pytest
 
+from rag_streams.commands.pacing import Pacer, Window, build_pacer, parse_rate
 from rag_streams.errors import CliError
-from rag_streams.pacing import Pacer, Window, build_pacer, parse_rate
 from rag_streams.settings import SettingsError, load_settings
 
 

@@ -79,7 +79,7 @@ def test_top_level_txt_names_only_rag_streams(wheel: Path, wheel_files: list[str
         "rag_streams/schemas/avro/Chunk.avsc",
         "rag_streams/schemas/avro/EmbeddingUpsert.avsc",
         "rag_streams/schemas/avro/DeadLetter.avsc",
-        "rag_streams/codecs.py",
+        "rag_streams/adapters/codecs.py",
     ],
 )
 def test_wheel_contains(path: str, wheel_files: list[str]) -> None:
@@ -108,8 +108,9 @@ def test_installed_wheel_lives_beside_other_agents_and_tables(wheel: Path, tmp_p
         assert agents.MARKER == "third-party agents", agents.__file__
         assert tables.MARKER == "third-party tables", tables.__file__
         import rag_streams
-        from rag_streams import chunking, codecs
-        from rag_streams.records import RawDocument
+        from rag_streams.rules import chunking
+        from rag_streams.adapters import codecs
+        from rag_streams.rules.records import RawDocument
         target = Path({str(target)!r}).resolve()
         for mod in (rag_streams, chunking, codecs):
             assert Path(mod.__file__).resolve().is_relative_to(target), mod.__file__

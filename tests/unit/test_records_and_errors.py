@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 
 from rag_streams import errors
-from rag_streams.commands import collect_files
-from rag_streams.embedding import HashingEmbedder, from_bytes, to_bytes
+from rag_streams.adapters.embedding import HashingEmbedder, from_bytes, to_bytes
+from rag_streams.adapters.producer import next_version
+from rag_streams.adapters.ratelimit import UpsertLimiter
+from rag_streams.commands.ops import collect_files
 from rag_streams.errors import BadInput, PermanentError, TransientError, is_transient, retry_transient
-from rag_streams.producer import next_version
-from rag_streams.ratelimit import UpsertLimiter
-from rag_streams.records import DELETE, RawDocument, doc_key, from_json_obj, validate_raw
-from rag_streams.search import MAX_K, SearchRequest, parse_search, wait_for_versions
+from rag_streams.http.search import MAX_K, SearchRequest, parse_search, wait_for_versions
+from rag_streams.rules.records import DELETE, RawDocument, doc_key, from_json_obj, validate_raw
 
 MAX = 1000
 
@@ -315,7 +315,7 @@ def test_from_bytes_rejects_a_partial_float() -> None:
 
 
 def test_raw_tombstone_deletes_the_accepted_version() -> None:
-    from rag_streams.records import DELETE, tombstone_delete
+    from rag_streams.rules.records import DELETE, tombstone_delete
 
     doc = tombstone_delete(b"acme/guide/intro.md", 42)
     assert doc is not None
@@ -325,7 +325,7 @@ def test_raw_tombstone_deletes_the_accepted_version() -> None:
 
 @pytest.mark.parametrize("key", [None, b"", b"no-slash", b"BAD TENANT/x"])
 def test_raw_tombstone_with_a_bad_key_is_bad_input(key: bytes | None) -> None:
-    from rag_streams.records import tombstone_delete
+    from rag_streams.rules.records import tombstone_delete
 
     with pytest.raises(BadInput):
         tombstone_delete(key, 1)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag_streams.chunking import WhitespaceTokenizer, chunk_document
-from rag_streams.codecs import RAW
+from rag_streams.adapters.codecs import RAW
+from rag_streams.adapters.store_base import Collection
 from rag_streams.errors import CliError
-from rag_streams.ids import point_id
-from rag_streams.records import DELETE, DELETED_VERSION_HEADER, RawDocument
-from rag_streams.reindex import DocAction, caught_up, collapse, consumer_group, plan_resume, points_of
-from rag_streams.store_base import Collection
+from rag_streams.rules.chunking import WhitespaceTokenizer, chunk_document
+from rag_streams.rules.ids import point_id
+from rag_streams.rules.records import DELETE, DELETED_VERSION_HEADER, RawDocument
+from rag_streams.rules.reindex import DocAction, caught_up, collapse, consumer_group, plan_resume, points_of
 
 
 def gen(n: int, *, aliased: bool = False, source: str | None = None) -> Collection:
@@ -129,11 +129,11 @@ def test_points_carry_the_index_stage_payload_and_deterministic_ids() -> None:
 async def test_services_look_up_a_tenants_model_briefly_cached_and_keep_one_embedder_per_model(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from rag_streams import services as services_module
-    from rag_streams.embedding import HashingEmbedder
-    from rag_streams.services import MODEL_CACHE_S, Services
+    from rag_streams.adapters import services as services_module
+    from rag_streams.adapters.embedding import HashingEmbedder
+    from rag_streams.adapters.services import MODEL_CACHE_S, Services
+    from rag_streams.adapters.vectorstore import QdrantVectorStore
     from rag_streams.settings import load_settings
-    from rag_streams.vectorstore import QdrantVectorStore
 
     store = QdrantVectorStore.in_memory()
     default, other = HashingEmbedder(), HashingEmbedder(dim=8)
@@ -156,7 +156,7 @@ async def test_services_look_up_a_tenants_model_briefly_cached_and_keep_one_embe
 
 
 def test_the_chase_before_the_flip_ends_when_caught_up_or_after_its_rounds() -> None:
-    from rag_streams.reindex import CHASE_ROUNDS, chase_more
+    from rag_streams.rules.reindex import CHASE_ROUNDS, chase_more
 
     behind, level = {"p0": 10}, {"p0": 12}
     assert chase_more(0, behind, level)

@@ -18,11 +18,11 @@ import pytest
 from aiohttp import web
 from fastavro.schema import parse_schema
 
-from rag_streams import codecs
-from rag_streams.codecs import CHUNK, RAW
+from rag_streams.adapters import codecs
+from rag_streams.adapters.codecs import CHUNK, RAW
+from rag_streams.adapters.schema_registry import SchemaRegistry
 from rag_streams.errors import BadInput, TransientError, retry_transient
-from rag_streams.records import RawDocument
-from rag_streams.schema_registry import SchemaRegistry
+from rag_streams.rules.records import RawDocument
 from rag_streams.settings import load_settings
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "avro"

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from rag_streams.edge_store import EdgeVectorStore
+from rag_streams.adapters.edge_store import EdgeVectorStore
+from rag_streams.adapters.store_base import Collection, Point, VectorStore
+from rag_streams.adapters.vectorstore import QdrantVectorStore
 from rag_streams.errors import BadInput
-from rag_streams.ids import point_id
-from rag_streams.store_base import Collection, Point, VectorStore
-from rag_streams.vectorstore import QdrantVectorStore
+from rag_streams.rules.ids import point_id
 
 DIM = 4
 KINDS = ["edge", "memory", *(["server"] if os.environ.get("RAG_TEST_QDRANT_URL") else [])]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from rag_streams.edge_collections import StoreLocked
-from rag_streams.edge_store import EdgeVectorStore
-from rag_streams.ids import point_id
+from rag_streams.adapters.edge_collections import StoreLocked
+from rag_streams.adapters.edge_store import EdgeVectorStore
+from rag_streams.adapters.store_base import Point
+from rag_streams.adapters.stores import LegacyStoreFound, legacy_local_store, migrate_local_store, open_store
+from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.rules.ids import point_id
 from rag_streams.settings import load_settings
-from rag_streams.store_base import Point
-from rag_streams.stores import LegacyStoreFound, legacy_local_store, migrate_local_store, open_store
-from rag_streams.vectorstore import QdrantVectorStore
 
 
 def settings_for(tmp_path: Path) -> object:

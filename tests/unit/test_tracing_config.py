@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rag_streams import tracing
+from rag_streams.observability import tracing
 from rag_streams.settings import SettingsError
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.kafka.yml"

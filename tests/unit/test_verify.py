@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from rag_streams.chunking import WhitespaceTokenizer, chunk_document
-from rag_streams.ids import point_id
-from rag_streams.records import Chunk, RawDocument
-from rag_streams.verify import compare, expected_points
+from rag_streams.rules.chunking import WhitespaceTokenizer, chunk_document
+from rag_streams.rules.ids import point_id
+from rag_streams.rules.records import Chunk, RawDocument
+from rag_streams.rules.verify import compare, expected_points
 
 
 def chunker(doc: RawDocument) -> list[Chunk]:

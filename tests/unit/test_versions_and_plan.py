@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from rag_streams.ids import content_hash, point_id
-from rag_streams.indexing import payload, plan_batch, slot_key
-from rag_streams.records import DELETE, UPSERT, EmbeddingUpsert
-from rag_streams.versions import DocState, Verdict, judge
+from rag_streams.rules.ids import content_hash, point_id
+from rag_streams.rules.indexing import payload, plan_batch, slot_key
+from rag_streams.rules.records import DELETE, UPSERT, EmbeddingUpsert
+from rag_streams.rules.versions import DocState, Verdict, judge
 
 
 @pytest.mark.parametrize(

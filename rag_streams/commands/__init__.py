@@ -1,0 +1,1 @@
+"""What the CLI's commands do (rag_streams.cli parses and dispatches)."""

@@ -1,0 +1,1 @@
+"""Metrics, logs, consumer lag and its exporter, stall diagnostics."""

@@ -1,0 +1,1 @@
+"""The Faust app, the stage graph and its runtime, topics: how the stages run."""

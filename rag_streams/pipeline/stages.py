@@ -1,0 +1,61 @@
+"""The stage graph, declared once: each stage's role, the topic it consumes, what it emits and the
+tables it keeps. The CLI (``--role``), ``rag-streams lag``, topic creation and ``create_app`` read it.
+
+Topics are named by their field of :class:`rag_streams.pipeline.topics.TopicNames` (``raw``, ``chunks``...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GRAPH", "ROLES", "StageSpec", "stage"]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    role: str  #: ``rag-streams worker --role``
+    input: str  #: the topic it consumes (a TopicNames field)
+    outputs: tuple[str, ...]  #: the topics it writes, in its transactions
+    tables: tuple[str, ...]  #: its version tables (changelog partition = input partition)
+    agent: str  #: the module of its Faust agent, under rag_streams.agents
+
+
+GRAPH: tuple[StageSpec, ...] = (
+    StageSpec(
+        "chunk", "raw", ("latest", "chunks", "deadletter"), ("accepted-versions",), "rag_streams.agents.chunk_documents"
+    ),
+    StageSpec(
+        "embed",
+        "chunks",
+        ("embeddings", "deadletter"),
+        ("embedded-slots", "embedded-docs"),
+        "rag_streams.agents.embed_chunks",
+    ),
+    StageSpec(
+        "index",
+        "embeddings",
+        ("deadletter",),
+        ("applied-versions", "chunk-slots"),
+        "rag_streams.agents.index_embeddings",
+    ),
+)
+
+#: the roles, in flow order
+ROLES: tuple[str, ...] = tuple(s.role for s in GRAPH)
+
+
+def stage(role: str) -> StageSpec:
+    for spec in GRAPH:
+        if spec.role == role:
+            return spec
+    raise KeyError(role)
+
+
+def topics_in_flow_order() -> list[str]:
+    """Every topic of the graph (TopicNames fields), each once, in flow order."""
+    seen: list[str] = []
+    for spec in GRAPH:
+        for topic in (spec.input, *spec.outputs):
+            if topic not in seen and topic != "deadletter":
+                seen.append(topic)
+    return [*seen, "deadletter"]

@@ -1,0 +1,1 @@
+"""Pure rules: records, ids, versions, chunking, the stages' plans, verify and reindex rules. No I/O."""
