@@ -215,7 +215,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
 
         return asyncio.run(command(settings, args.timeout, args.json, args.api_key))
     if args.command == "migrate-store":
-        from rag_streams.adapters.stores import migrate_local_store
+        from rag_streams.adapters.store.open import migrate_local_store
 
         migrate_local_store(settings)
         return 0
@@ -263,7 +263,7 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
     # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
     services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
     if services.owns_store and not (settings.qdrant_url or settings.vector_store):
-        from rag_streams.adapters.stores import legacy_local_store
+        from rag_streams.adapters.store.open import legacy_local_store
 
         if (legacy := legacy_local_store(settings)) is not None:
             raise CliError(

@@ -28,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from rag_streams.adapters.store_base import Point, complete_versions
+from rag_streams.adapters.store.base import Point, complete_versions
 from rag_streams.errors import CliError
 from rag_streams.rules.reindex import DocAction, collapse
 

@@ -3,7 +3,7 @@
 Embedded Qdrant is locked by the one process that opened it (the index worker), so `reindex`
 does the Kafka reading, chunking and embedding itself and sends point batches to the worker
 (`rag_streams/http/admin.py`). ``RemoteCollections`` has the same methods as the
-``VectorStore`` (``rag_streams.adapters.store_base.Collections``), so the reindex loop does not know which
+``VectorStore`` (``rag_streams.adapters.store.base.Collections``), so the reindex loop does not know which
 one it writes through: with ``RAG_QDRANT_URL`` it talks to Qdrant directly.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import quote
 import aiohttp
 import orjson
 
-from rag_streams.adapters.store_base import Collection, Point
+from rag_streams.adapters.store.base import Collection, Point
 from rag_streams.errors import BadInput, CliError, TransientError
 from rag_streams.settings import Settings
 

@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 from rag_streams.adapters.cache import AnswerCache, RedisAnswerCache
 from rag_streams.adapters.embedding import Embedder, SentenceTransformerEmbedder
 from rag_streams.adapters.ratelimit import UpsertLimiter
-from rag_streams.adapters.store_base import Collection, VectorStore
-from rag_streams.adapters.stores import open_store
+from rag_streams.adapters.store.base import Collection, VectorStore
+from rag_streams.adapters.store.open import open_store
 from rag_streams.errors import RagError, is_transient, retry_transient
 from rag_streams.http.fallback import FallbackIndex
 from rag_streams.settings import Settings, SettingsError

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from rag_streams.adapters.edge_store import EdgeVectorStore
 from rag_streams.adapters.embedding import SentenceTransformerEmbedder
-from rag_streams.adapters.store_base import Point, VectorStore
+from rag_streams.adapters.store.base import Point, VectorStore
+from rag_streams.adapters.store.edge import EdgeVectorStore
 from rag_streams.bench.corpus import Document
 from rag_streams.bench.stats import percentiles
 from rag_streams.rules.chunking import chunk_document

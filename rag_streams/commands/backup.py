@@ -30,7 +30,7 @@ from rag_streams.adapters.backup import (
     recorded_offsets,
 )
 from rag_streams.adapters.kafka_admin import partitions_of
-from rag_streams.adapters.store_base import Collection, Collections, Point
+from rag_streams.adapters.store.base import Collection, Collections, Point
 from rag_streams.commands.pacing import Pacer
 from rag_streams.commands.reindex import _open, _Reindex
 from rag_streams.errors import CliError, retry_transient

@@ -134,7 +134,7 @@ async def search(settings: Settings, tenant: str, question: str, k: int, as_json
 async def _tenant_points(settings: Settings, tenant: str, api_key: str | None) -> list[dict[str, Any]]:
     """Every point of the tenant: from Qdrant itself, else through the index worker that holds the
     embedded store, else from the embedded store on disk when no worker has it open."""
-    from rag_streams.adapters.stores import open_store
+    from rag_streams.adapters.store.open import open_store
 
     if settings.qdrant_url is None:
         try:

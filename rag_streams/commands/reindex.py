@@ -18,7 +18,7 @@ from rag_streams.adapters.embedding import Embedder
 from rag_streams.adapters.kafka_admin import partitions_of
 from rag_streams.adapters.reindex_remote import RemoteCollections
 from rag_streams.adapters.services import MODEL_CACHE_S, Services
-from rag_streams.adapters.store_base import Collection, Collections
+from rag_streams.adapters.store.base import Collection, Collections
 from rag_streams.commands.pacing import Pacer
 from rag_streams.errors import BadInput, CliError, TransientError, retry_transient
 from rag_streams.pipeline.topics import TopicNames

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from faust.web import Request, Response, View
 
-from rag_streams.adapters.store_base import Point
+from rag_streams.adapters.store.base import Point
 from rag_streams.errors import BadInput
 from rag_streams.http.api import Api, ApiError, ApiView, _error, _json_body
 from rag_streams.rules.records import MAX_VERSION, check_doc_id

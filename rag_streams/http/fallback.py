@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rag_streams.adapters.store_base import Hit
+from rag_streams.adapters.store.base import Hit
 from rag_streams.observability import metrics
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rag_streams.adapters.embedding import Embedder
-from rag_streams.adapters.store_base import Hit, VectorStore
+from rag_streams.adapters.store.base import Hit, VectorStore
 from rag_streams.errors import BadInput, is_transient
 from rag_streams.observability import metrics, tracing
 from rag_streams.rules.records import MAX_VERSION, check_doc_id

@@ -9,7 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from rag_streams.adapters.ratelimit import UpsertLimiter
-from rag_streams.adapters.store_base import Point, VectorStore
+from rag_streams.adapters.store.base import Point, VectorStore
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.observability import metrics, stage_tracing
 from rag_streams.rules.indexing import Plan, payload

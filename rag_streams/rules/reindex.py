@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag_streams.adapters.codecs import RAW
-from rag_streams.adapters.store_base import Collection, Point
+from rag_streams.adapters.store.base import Collection, Point
 from rag_streams.errors import CliError, PermanentError
 from rag_streams.rules.indexing import payload
 from rag_streams.rules.records import DELETE, DELETED_VERSION_HEADER, Chunk, EmbeddingUpsert, RawDocument

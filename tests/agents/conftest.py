@@ -16,7 +16,7 @@ import pytest
 
 from rag_streams.adapters.cache import MemoryAnswerCache
 from rag_streams.adapters.embedding import HashingEmbedder
-from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.adapters.store.qdrant import QdrantVectorStore
 from rag_streams.pipeline.app import create_app
 from rag_streams.settings import load_settings
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rag_streams.adapters.services import Services
-from rag_streams.adapters.store_base import Point, VectorStore
+from rag_streams.adapters.store.base import Point, VectorStore
 from rag_streams.errors import TransientError
 from rag_streams.settings import Settings
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from qdrant_edge import UpdateOperation
 
-from rag_streams.adapters.edge_store import EdgeVectorStore
-from rag_streams.adapters.store_base import Point
+from rag_streams.adapters.store.base import Point
+from rag_streams.adapters.store.edge import EdgeVectorStore
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from rag_streams.adapters.backup import (
     recorded_offsets,
 )
 from rag_streams.adapters.codecs import RAW
-from rag_streams.adapters.store_base import Point
+from rag_streams.adapters.store.base import Point
 from rag_streams.errors import CliError
 from rag_streams.rules.ids import point_id
 from rag_streams.rules.records import DELETE, DELETED_VERSION_HEADER, UPSERT, RawDocument

@@ -110,7 +110,7 @@ async def test_the_worker_closes_its_services_after_the_app_stopped(tmp_path: Pa
     the vector store, the answer cache and the model thread; closing again is harmless."""
     from rag_streams.adapters.cache import MemoryAnswerCache
     from rag_streams.adapters.services import Services
-    from rag_streams.adapters.vectorstore import QdrantVectorStore
+    from rag_streams.adapters.store.qdrant import QdrantVectorStore
 
     pipeline = _pipeline(tmp_path)
     closed: list[str] = []

@@ -10,11 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag_streams.adapters.edge_store import EdgeVectorStore
 from rag_streams.adapters.embedding import HashingEmbedder
 from rag_streams.adapters.services import Services
-from rag_streams.adapters.store_base import Hit, Point, VectorStore
-from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.adapters.store.base import Hit, Point, VectorStore
+from rag_streams.adapters.store.edge import EdgeVectorStore
+from rag_streams.adapters.store.qdrant import QdrantVectorStore
 from rag_streams.http.fallback import FallbackIndex, answer
 from rag_streams.http.search import SearchRequest
 from rag_streams.observability import metrics

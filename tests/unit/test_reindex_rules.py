@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rag_streams.adapters.codecs import RAW
-from rag_streams.adapters.store_base import Collection
+from rag_streams.adapters.store.base import Collection
 from rag_streams.errors import CliError
 from rag_streams.rules.chunking import WhitespaceTokenizer, chunk_document
 from rag_streams.rules.ids import point_id
@@ -132,7 +132,7 @@ async def test_services_look_up_a_tenants_model_briefly_cached_and_keep_one_embe
     from rag_streams.adapters import services as services_module
     from rag_streams.adapters.embedding import HashingEmbedder
     from rag_streams.adapters.services import MODEL_CACHE_S, Services
-    from rag_streams.adapters.vectorstore import QdrantVectorStore
+    from rag_streams.adapters.store.qdrant import QdrantVectorStore
     from rag_streams.settings import load_settings
 
     store = QdrantVectorStore.in_memory()

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from rag_streams.adapters.edge_store import EdgeVectorStore
-from rag_streams.adapters.store_base import Collection, Point, VectorStore
-from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.adapters.store.base import Collection, Point, VectorStore
+from rag_streams.adapters.store.edge import EdgeVectorStore
+from rag_streams.adapters.store.qdrant import QdrantVectorStore
 from rag_streams.errors import BadInput
 from rag_streams.rules.ids import point_id
 

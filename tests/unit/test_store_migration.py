@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rag_streams.adapters.edge_collections import StoreLocked
-from rag_streams.adapters.edge_store import EdgeVectorStore
-from rag_streams.adapters.store_base import Point
-from rag_streams.adapters.stores import LegacyStoreFound, legacy_local_store, migrate_local_store, open_store
-from rag_streams.adapters.vectorstore import QdrantVectorStore
+from rag_streams.adapters.store.base import Point
+from rag_streams.adapters.store.edge import EdgeVectorStore
+from rag_streams.adapters.store.edge_collections import StoreLocked
+from rag_streams.adapters.store.open import LegacyStoreFound, legacy_local_store, migrate_local_store, open_store
+from rag_streams.adapters.store.qdrant import QdrantVectorStore
 from rag_streams.rules.ids import point_id
 from rag_streams.settings import load_settings
 

@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from rag_streams.adapters.edge_store import EdgeVectorStore
-from rag_streams.adapters.store_base import Point, VectorStore
+from rag_streams.adapters.store.base import Point, VectorStore
+from rag_streams.adapters.store.edge import EdgeVectorStore
 from rag_streams.errors import RagError
 from rag_streams.settings import Settings
 
@@ -40,7 +40,7 @@ def open_store(settings: Settings) -> VectorStore:
         store: VectorStore = getattr(importlib.import_module(module), name)(settings)
         return store
     if settings.qdrant_url:
-        from rag_streams.adapters.vectorstore import QdrantVectorStore  # qdrant-client: ~2 s to import, server only
+        from rag_streams.adapters.store.qdrant import QdrantVectorStore  # qdrant-client: ~2 s to import, server only
 
         return QdrantVectorStore.connect(
             url=settings.qdrant_url, path=None, api_key=settings.qdrant_api_key, prefix=settings.collection_prefix

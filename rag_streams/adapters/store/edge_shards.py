@@ -3,7 +3,7 @@
 Edge is a library, not a server: it has no background optimizer, and ``EdgeShard.optimize()``
 holds the GIL until the HNSW graph is built (tens of seconds at 100k points on 2 cores), which
 would freeze the event loop and Faust's consumer thread. So the index is built in a child
-process on a copy: the live shard is flushed and copied, ``python -m rag_streams.adapters.edge_optimize``
+process on a copy: the live shard is flushed and copied, ``python -m rag_streams.adapters.store.edge_optimize``
 optimizes the copy, the writes made meanwhile are replayed onto it, and ``collection.json`` is
 switched to it. Queries and writes keep going to the live shard the whole time.
 """
@@ -122,7 +122,7 @@ class EdgeIndexBuilds:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "rag_streams.adapters.edge_optimize",
+                "rag_streams.adapters.store.edge_optimize",
                 str(folder / copy),
                 stderr=asyncio.subprocess.PIPE,
             )

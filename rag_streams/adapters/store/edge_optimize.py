@@ -1,4 +1,4 @@
-"""``python -m rag_streams.adapters.edge_optimize SHARD_DIR``: build a Qdrant Edge shard's HNSW index.
+"""``python -m rag_streams.adapters.store.edge_optimize SHARD_DIR``: build a Qdrant Edge shard's HNSW index.
 
 Run by the embedded store in a child process on a copy of a live shard (see ``edge_collections``):
 ``EdgeShard.optimize()`` holds the GIL until it is done, so it must not run in the worker.
@@ -12,7 +12,7 @@ import sys
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m rag_streams.adapters.edge_optimize SHARD_DIR", file=sys.stderr)
+        print("usage: python -m rag_streams.adapters.store.edge_optimize SHARD_DIR", file=sys.stderr)
         return 2
     os.nice(10)  # the worker's model and Kafka come first
     from qdrant_edge import EdgeShard

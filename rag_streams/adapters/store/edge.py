@@ -29,8 +29,8 @@ from qdrant_edge import (
     Point as EdgePoint,
 )
 
-from rag_streams.adapters.edge_collections import EdgeCollections
-from rag_streams.adapters.store_base import Hit, Point, complete_versions, hit_vector, plan_reuse
+from rag_streams.adapters.store.base import Hit, Point, complete_versions, hit_vector, plan_reuse
+from rag_streams.adapters.store.edge_collections import EdgeCollections
 
 __all__ = ["EdgeVectorStore"]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from rag_streams.adapters.qdrant_collections import QdrantCollections
-from rag_streams.adapters.store_base import Hit, Point, complete_versions, hit_vector, plan_reuse
+from rag_streams.adapters.store.base import Hit, Point, complete_versions, hit_vector, plan_reuse
+from rag_streams.adapters.store.qdrant_collections import QdrantCollections
 
 __all__ = ["QdrantVectorStore"]
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from qdrant_client import QdrantClient, models
 
-from rag_streams.adapters.store_base import Collection, own_generation
+from rag_streams.adapters.store.base import Collection, own_generation
 from rag_streams.errors import BadInput
 from rag_streams.rules.ids import collection_alias, collection_name
 

@@ -35,8 +35,8 @@ from qdrant_edge import (
 )
 from qdrant_edge import Point as EdgePoint
 
-from rag_streams.adapters.edge_shards import META, EdgeIndexBuilds, StoreLocked, _Open, _write_atomically
-from rag_streams.adapters.store_base import Collection, own_generation
+from rag_streams.adapters.store.base import Collection, own_generation
+from rag_streams.adapters.store.edge_shards import META, EdgeIndexBuilds, StoreLocked, _Open, _write_atomically
 from rag_streams.errors import BadInput
 from rag_streams.rules.ids import collection_alias, collection_name
 
