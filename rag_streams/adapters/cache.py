@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 import orjson
@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from rag_streams.observability import metrics
 
-__all__ = ["AnswerCache", "MemoryAnswerCache", "RedisAnswerCache", "answer_key"]
+__all__ = ["AnswerCache", "RedisAnswerCache", "answer_key"]
 log = logging.getLogger(__name__)
 
 
@@ -41,33 +41,6 @@ class AnswerCache(Protocol):
         ...
 
     async def close(self) -> None: ...
-
-
-class MemoryAnswerCache:
-    """The fake: same semantics in a dict, with an injectable clock for the TTL."""
-
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.ttl_s, self.clock = ttl_s, clock
-        self.generations: dict[str, int] = {}
-        self.answers: dict[tuple[str, int, str], tuple[float, bytes]] = {}
-
-    async def get(self, tenant: str, key: str) -> bytes | None:
-        entry = self.answers.get((tenant, self.generations.get(tenant, 0), key))
-        if entry is None or entry[0] <= self.clock():
-            metrics.cache_misses_total.inc()
-            return None
-        metrics.cache_hits_total.inc()
-        return entry[1]
-
-    async def put(self, tenant: str, key: str, answer: bytes) -> None:
-        self.answers[(tenant, self.generations.get(tenant, 0), key)] = (self.clock() + self.ttl_s, answer)
-
-    async def written(self, tenants: Iterable[str]) -> None:
-        for tenant in tenants:
-            self.generations[tenant] = self.generations.get(tenant, 0) + 1
-
-    async def close(self) -> None:
-        pass
 
 
 class RedisAnswerCache:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from rag_streams.rules.chunking import Span, WhitespaceTokenizer
+from rag_streams.rules.chunking import Span
 
 __all__ = [
     "Embedder",
-    "HashingEmbedder",
     "SentenceTransformerEmbedder",
     "from_bytes",
     "packaged_model_path",
@@ -95,35 +92,3 @@ def _model_label(model: str | None) -> str:
     if model is None:
         return "sentence-transformers/all-MiniLM-L6-v2"
     return model.rstrip("/").rsplit("/", 2)[-1] if os.path.isdir(model) else model
-
-
-class HashingEmbedder:
-    """A deterministic, model-free embedder for unit tests: hashed bag of lower-cased words.
-
-    Texts sharing words get similar vectors, so search tests stay meaningful.
-    """
-
-    _WORD = re.compile(r"\w+")
-
-    def __init__(self, dim: int = 384, max_tokens: int = 254) -> None:
-        self.model_name = "hashing-fake"
-        self.dim = dim
-        self.max_tokens = max_tokens
-        self.calls: list[int] = []  # batch sizes, for tests
-        self._tokenizer = WhitespaceTokenizer()
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls.append(len(texts))
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in self._WORD.findall(text.lower()):
-                h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
-                out[row, h % self.dim] += 1.0 if (h >> 32) & 1 else -1.0
-            norm = float(np.linalg.norm(out[row]))
-            out[row] = out[row] / norm if norm else out[row]
-            if not norm:
-                out[row, 0] = 1.0
-        return out
-
-    def token_spans(self, text: str) -> list[Span]:
-        return self._tokenizer.token_spans(text)

@@ -1,7 +1,7 @@
 """Agent tests: the real agents under Faust's ``test_context()``, with the shipped fakes.
 
 Topic sends and table changelogs are captured instead of reaching Kafka; the vector store is
-the real qdrant-client in memory, the embedder the model-free HashingEmbedder.
+the real qdrant-client in memory, the embedder the model-free HashingEmbedder (rag_streams.testing).
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from unittest.mock import AsyncMock, Mock
 
 import pytest
 
-from rag_streams.adapters.cache import MemoryAnswerCache
-from rag_streams.adapters.embedding import HashingEmbedder
-from rag_streams.adapters.store.qdrant import QdrantVectorStore
 from rag_streams.pipeline.app import create_app
 from rag_streams.settings import load_settings
+from rag_streams.testing import HashingEmbedder, MemoryAnswerCache, memory_store
 
 # The agents' app: in-memory tables, small chunks, every stage, no HTTP API.
 _AGENT_ENV = {
@@ -66,7 +64,7 @@ def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
 
 @pytest.fixture
 def fakes() -> dict[str, Any]:
-    embedder, store, cache = HashingEmbedder(), QdrantVectorStore.in_memory(prefix="rag"), MemoryAnswerCache(60)
+    embedder, store, cache = HashingEmbedder(), memory_store(prefix="rag"), MemoryAnswerCache(60)
     services.override(embedder=embedder, store=store, cache=cache)
     return {"embedder": embedder, "store": store, "cache": cache}
 

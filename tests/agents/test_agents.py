@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 
 from rag_streams.adapters.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
-from rag_streams.adapters.embedding import HashingEmbedder, from_bytes, to_bytes
+from rag_streams.adapters.embedding import from_bytes, to_bytes
 from rag_streams.observability import metrics
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
+from rag_streams.testing import HashingEmbedder
 
 from conftest import accepted_versions, chunk_documents, embed_chunks, index_embeddings, names, services, settle
 

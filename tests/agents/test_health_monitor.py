@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 
 from rag_streams.adapters.codecs import EMBEDDING
-from rag_streams.adapters.embedding import HashingEmbedder, to_bytes
+from rag_streams.adapters.embedding import to_bytes
 from rag_streams.http.stats import tenant_stats
 from rag_streams.observability import metrics
 from rag_streams.observability.index_health import IndexHealth, TenantHealth
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.index_health import TenantCounts
 from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
+from rag_streams.testing import HashingEmbedder
 
 from conftest import index_embeddings, pipeline, settle
 

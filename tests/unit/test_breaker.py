@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from rag_streams.adapters.breaker import BreakerOpen, CircuitBreaker, State
-from rag_streams.adapters.embedding import HashingEmbedder
 from rag_streams.http.search import SearchRequest, search
 from rag_streams.observability import metrics
+from rag_streams.testing import HashingEmbedder
 
 
 class Clock:

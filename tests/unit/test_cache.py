@@ -5,8 +5,9 @@ from __future__ import annotations
 import socket
 import time
 
-from rag_streams.adapters.cache import MemoryAnswerCache, RedisAnswerCache, answer_key
+from rag_streams.adapters.cache import RedisAnswerCache, answer_key
 from rag_streams.observability import metrics
+from rag_streams.testing import MemoryAnswerCache
 
 
 def counts() -> tuple[float, float]:

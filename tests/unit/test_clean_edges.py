@@ -108,9 +108,9 @@ async def test_document_producer_is_stopped_with_the_worker(tmp_path: Path) -> N
 async def test_the_worker_closes_its_services_after_the_app_stopped(tmp_path: Path) -> None:
     """The Worker's on_shutdown (mode runs it after stopping the app's agents and consumer) closes
     the vector store, the answer cache and the model thread; closing again is harmless."""
-    from rag_streams.adapters.cache import MemoryAnswerCache
     from rag_streams.adapters.services import Services
     from rag_streams.adapters.store.qdrant import QdrantVectorStore
+    from rag_streams.testing import MemoryAnswerCache
 
     pipeline = _pipeline(tmp_path)
     closed: list[str] = []

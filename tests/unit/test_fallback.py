@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag_streams.adapters.embedding import HashingEmbedder
 from rag_streams.adapters.services import Services
 from rag_streams.adapters.store.base import Hit, Point, VectorStore
 from rag_streams.adapters.store.edge import EdgeVectorStore
@@ -20,6 +19,7 @@ from rag_streams.http.search import SearchRequest
 from rag_streams.observability import metrics
 from rag_streams.rules.ids import point_id
 from rag_streams.settings import load_settings
+from rag_streams.testing import HashingEmbedder
 
 EMB = HashingEmbedder()
 TEXTS = {

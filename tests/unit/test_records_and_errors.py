@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from rag_streams import errors
-from rag_streams.adapters.embedding import HashingEmbedder, from_bytes, to_bytes
+from rag_streams.adapters.embedding import from_bytes, to_bytes
 from rag_streams.adapters.producer import next_version
 from rag_streams.adapters.ratelimit import UpsertLimiter
 from rag_streams.commands.ops import collect_files
 from rag_streams.errors import BadInput, PermanentError, TransientError, is_transient, retry_transient
 from rag_streams.http.search import MAX_K, SearchRequest, parse_search, wait_for_versions
 from rag_streams.rules.records import DELETE, RawDocument, doc_key, from_json_obj, validate_raw
+from rag_streams.testing import HashingEmbedder
 
 MAX = 1000
 

@@ -130,10 +130,10 @@ async def test_services_look_up_a_tenants_model_briefly_cached_and_keep_one_embe
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from rag_streams.adapters import services as services_module
-    from rag_streams.adapters.embedding import HashingEmbedder
     from rag_streams.adapters.services import MODEL_CACHE_S, Services
     from rag_streams.adapters.store.qdrant import QdrantVectorStore
     from rag_streams.settings import load_settings
+    from rag_streams.testing import HashingEmbedder
 
     store = QdrantVectorStore.in_memory()
     default, other = HashingEmbedder(), HashingEmbedder(dim=8)
