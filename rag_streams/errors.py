@@ -54,6 +54,8 @@ def is_transient(exc: BaseException) -> bool:
         return True
     if type(exc).__name__ in {"AioRpcError", "_InactiveRpcError"}:  # qdrant's grpc transport, by name
         return True
+    if type(exc).__module__.startswith("aiokafka") and getattr(exc, "retriable", False):
+        return True  # what the Kafka protocol itself calls retriable (no coordinator yet, a leader moving)
     if not type(exc).__module__.startswith("qdrant_client"):  # not imported for the Edge store's errors
         return False
     # qdrant-client: transport failures and 5xx / 429 answers are transient.

@@ -1,15 +1,19 @@
-"""Kafka administration: create the pipeline topics, read consumer lag."""
+"""Kafka administration and reading: create the pipeline topics, list partitions, and the one
+read_committed consumer set-up every command that reads a topic itself uses."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from rag_streams.errors import CliError
 from rag_streams.pipeline.topics import topic_specs
 from rag_streams.settings import Settings
 
-__all__ = ["create_topics", "existing_topics", "read_latest"]
+__all__ = ["committed_reader", "create_topics", "existing_topics", "partitions_of", "read_latest", "topic_partitions"]
 
 
 async def create_topics(settings: Settings) -> list[tuple[str, str]]:
@@ -55,14 +59,30 @@ async def partitions_of(settings: Settings, topic: str) -> set[int]:
     return {int(p["partition"]) for t in described if t["topic"] == topic for p in t["partitions"]}
 
 
-async def read_latest(settings: Settings, topic: str, *, key_prefix: bytes = b"") -> dict[bytes, bytes | None]:
-    """The last committed value per key of a (compacted) topic, read from the start to its current end."""
-    consumer = AIOKafkaConsumer(
+def committed_reader(settings: Settings, group: str | None = None, **options: Any) -> AIOKafkaConsumer:
+    """A consumer that sees committed records only (the pipeline writes in transactions), commits
+    nothing by itself and starts from the beginning of a partition its group never committed."""
+    return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
+        group_id=group,
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **options,
     )
+
+
+async def topic_partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The topic's partitions in order; a missing topic is the CLI's one-line error."""
+    parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(settings, topic))]
+    if not parts:
+        raise CliError(f"topic {topic} not found: run `rag-streams topics create`")
+    return parts
+
+
+async def read_latest(settings: Settings, topic: str, *, key_prefix: bytes = b"") -> dict[bytes, bytes | None]:
+    """The last committed value per key of a (compacted) topic, read from the start to its current end."""
+    consumer = committed_reader(settings)
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(settings, topic))]

@@ -29,7 +29,7 @@ from rag_streams.adapters.backup import (
     read_vectors,
     recorded_offsets,
 )
-from rag_streams.adapters.kafka_admin import partitions_of
+from rag_streams.adapters.kafka_admin import committed_reader, topic_partitions
 from rag_streams.adapters.store.base import Collection, Collections, Point
 from rag_streams.commands.pacing import Pacer
 from rag_streams.commands.reindex import _open, _Reindex
@@ -49,36 +49,19 @@ class Exporting(Collections, Protocol):
     ) -> tuple[list[Point], str | None]: ...
 
 
-def _consumer(settings: Settings, group: str | None = None) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=group,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-
-
-async def _latest_parts(settings: Settings, topic: str) -> list[TopicPartition]:
-    parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(settings, topic))]
-    if not parts:
-        raise CliError(f"topic {topic} not found: run `rag-streams topics create`")
-    return parts
-
-
 async def backup(settings: Settings, tenant: str, folder: Path, api_key: str | None) -> int:
     if not TENANT_RE.fullmatch(tenant):
         raise CliError(f"--tenant: {tenant!r} does not match {TENANT_RE.pattern}")
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise CliError(f"--to: {folder} exists and is not an empty folder")
     topic = TopicNames.for_prefix(settings.topic_prefix).latest
-    parts = await _latest_parts(settings, topic)
+    parts = await topic_partitions(settings, topic)
     target, where = await _open(settings, tenant, api_key)
     try:
         current = next((c for c in await target.collections(tenant) if c.aliased), None)
         if current is None:
             raise CliError(f"tenant {tenant} has no collection: nothing to back up")
-        consumer = _consumer(settings)
+        consumer = committed_reader(settings)
         await consumer.start()
         try:
             consumer.assign(parts)
@@ -266,8 +249,8 @@ class _Restore(_Reindex):
 
     async def _start_at(self, group: str, meta: BackupMeta) -> None:
         """The replay's consumer group starts at the backup's recorded offsets."""
-        parts = await _latest_parts(self.settings, meta.topic)
-        consumer = _consumer(self.settings, group)
+        parts = await topic_partitions(self.settings, meta.topic)
+        consumer = committed_reader(self.settings, group)
         await consumer.start()
         try:
             consumer.assign(parts)

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiolimiter import AsyncLimiter
 from tqdm import tqdm
 
 from rag_streams.adapters.embedding import Embedder
-from rag_streams.adapters.kafka_admin import partitions_of
+from rag_streams.adapters.kafka_admin import committed_reader, topic_partitions
 from rag_streams.adapters.reindex_remote import RemoteCollections
 from rag_streams.adapters.services import MODEL_CACHE_S, Services
 from rag_streams.adapters.store.base import Collection, Collections
@@ -134,18 +134,10 @@ class _Reindex:
 
     async def _replay(self, group: str, *, flipped: bool) -> None:
         topic = TopicNames.for_prefix(self.settings.topic_prefix).latest
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
-            group_id=group,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = committed_reader(self.settings, group)
         await consumer.start()
         try:
-            parts = [TopicPartition(topic, p) for p in sorted(await partitions_of(self.settings, topic))]
-            if not parts:
-                raise CliError(f"topic {topic} not found: run `rag-streams topics create`")
+            parts = await topic_partitions(self.settings, topic)
             consumer.assign(parts)
             self.consumer, self.parts = consumer, parts
             self.positions = await self._positions()

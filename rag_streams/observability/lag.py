@@ -17,11 +17,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
-from aiokafka.errors import KafkaError
 
+from rag_streams.adapters.kafka_admin import committed_reader
+from rag_streams.errors import retry_transient
 from rag_streams.pipeline.stages import GRAPH
 from rag_streams.pipeline.topics import TopicNames
 from rag_streams.settings import Settings
@@ -213,13 +214,7 @@ class LagReader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=15000)
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            request_timeout_ms=15000,
-            max_partition_fetch_bytes=256 * 1024,
-        )
+        self._consumer = committed_reader(settings, request_timeout_ms=15000, max_partition_fetch_bytes=256 * 1024)
 
     async def __aenter__(self) -> LagReader:
         await self.start()
@@ -247,14 +242,9 @@ class LagReader:
 
     async def snapshot(self, group: str, topics: list[str], *, attempts: int = 8) -> Snapshot:
         """Retries what the broker calls retriable (e.g. no group coordinator yet on a fresh cluster)."""
-        for attempt in range(1, attempts + 1):
-            try:
-                return await self._snapshot(group, topics)
-            except KafkaError as exc:
-                if not exc.retriable or attempt == attempts:
-                    raise
-                await asyncio.sleep(min(2.0, 0.1 * 2**attempt))
-        raise AssertionError("unreachable")
+        return await retry_transient(
+            self._snapshot, group, topics, what="reading consumer lag", attempts=attempts, max_delay=2.0
+        )
 
     async def _snapshot(self, group: str, topics: list[str]) -> Snapshot:
         described = await self._admin.describe_topics(topics)

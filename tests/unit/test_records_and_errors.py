@@ -393,3 +393,12 @@ async def test_wait_for_versions_counts_a_transient_failure_as_not_yet() -> None
     assert pending == {} and len(seen.asked) == 2
     with pytest.raises(ValueError):
         await wait_for_versions(VersionsSeen([ValueError("bug")]), {"a": 1}, timeout_s=5)
+
+
+def test_kafka_errors_the_protocol_calls_retriable_are_transient() -> None:
+    """One classification for every retry loop (errors.retry_transient): the lag reader's retries of a
+    fresh cluster's missing group coordinator go through it too."""
+    from aiokafka.errors import GroupCoordinatorNotAvailableError, TopicAuthorizationFailedError
+
+    assert GroupCoordinatorNotAvailableError.retriable and is_transient(GroupCoordinatorNotAvailableError())
+    assert not TopicAuthorizationFailedError.retriable and not is_transient(TopicAuthorizationFailedError())
