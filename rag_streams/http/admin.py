@@ -18,12 +18,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
-from faust.web import Request, Response, View
+from faust.web import Request, Response
 
 from rag_streams.adapters.store.base import Point
 from rag_streams.errors import BadInput
-from rag_streams.http.api import Api, ApiError, ApiView, _error, _json_body
+from rag_streams.http.api import Api, ApiView, _json_body
 from rag_streams.rules.records import MAX_VERSION, check_doc_id
 
 MAX_GENERATION = 1_000_000
@@ -65,18 +64,8 @@ def _points(body: dict[str, Any]) -> list[Point]:
     return out
 
 
-def _ok(view: View, body: Any, status: int = 200) -> Response:
-    return view.bytes(orjson.dumps(body), status=status, content_type="application/json")
-
-
 async def _handle(view: ApiView, request: Request, tenant: str, action: Any) -> Response:
-    try:
-        view.api.check_tenant(request, tenant)
-        return _ok(view, await action())
-    except ApiError as exc:
-        return _error(view, exc.status, str(exc))
-    except BadInput as exc:
-        return _error(view, 400, str(exc))
+    return await view.respond(request, tenant, action, unavailable="the vector store is unavailable")
 
 
 class CollectionsView(ApiView):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
+from aiokafka.errors import KafkaError
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -77,6 +78,35 @@ class Api:
 
 class ApiView(View):
     api: ClassVar[Api]  # set by Api.route
+
+    async def respond(
+        self,
+        request: Request,
+        tenant: str,
+        action: Callable[[], Awaitable[Any]],
+        *,
+        status: int = 200,
+        unavailable: str = "a dependency is unavailable",
+    ) -> Response:
+        """The tenant's route, with the one error mapping of the API: the tenant (name, API key)
+        checked first; ``ApiError`` its status, ``BadInput`` 400, a transient failure of a
+        dependency (the store, the broker: errors.is_transient, timeouts) 503 ``unavailable``;
+        ``action``'s result as the JSON body, None a 404. Anything else is a bug: a 500."""
+        try:
+            self.api.check_tenant(request, tenant)
+            body = await action()
+        except ApiError as exc:
+            return _error(self, exc.status, str(exc))
+        except BadInput as exc:
+            return _error(self, 400, str(exc))
+        except Exception as exc:
+            if not (is_transient(exc) or isinstance(exc, (asyncio.TimeoutError, KafkaError))):
+                raise
+            log.warning("%s %s failed: %r", request.method, type(self).__name__, exc, extra={"tenant": tenant})
+            return _error(self, 503, f"{unavailable}: {type(exc).__name__}")
+        if body is None:
+            return _error(self, 404, f"tenant {tenant!r}: not found")
+        return self.bytes(orjson.dumps(body), status=status, content_type="application/json")
 
 
 def _error(view: View, status: int, message: str) -> Response:
@@ -187,14 +217,12 @@ class PointsView(ApiView):
 
     @access_log(log, logging.DEBUG)  # audits and tests poll it
     async def get(self, request: Request, tenant: str) -> Response:
-        try:
-            self.api.check_tenant(request, tenant)
+        async def run() -> dict[str, Any]:
             store = self.api.services.store()
             points = await store.points(tenant) if await store.has_tenant(tenant) else []
-        except ApiError as exc:
-            return _error(self, exc.status, str(exc))
-        body = [{"id": p.id, **{k: v for k, v in p.payload.items() if k != "text"}} for p in points]
-        return self.bytes(orjson.dumps({"points": body}), content_type="application/json")
+            return {"points": [{"id": p.id, **{k: v for k, v in p.payload.items() if k != "text"}} for p in points]}
+
+        return await self.respond(request, tenant, run, unavailable="the vector store is unavailable")
 
 
 class HealthView(ApiView):

@@ -14,13 +14,10 @@ import asyncio
 import logging
 from typing import Any, ClassVar, cast
 
-import orjson
-from aiokafka.errors import KafkaError
 from faust.web import Request, Response
 
 from rag_streams.adapters.producer import DocumentProducer
-from rag_streams.errors import BadInput, is_transient
-from rag_streams.http.api import Api, ApiError, ApiView, _error, _json_body
+from rag_streams.http.api import Api, ApiView, _json_body
 from rag_streams.http.inputs import query_version, upsert_fields
 from rag_streams.observability import tracing
 from rag_streams.observability.logs import access_log
@@ -85,18 +82,9 @@ class DocumentView(ApiView):
         return await self._published(request, tenant, doc_id, "delete", publish)
 
     async def _published(self, request: Request, tenant: str, doc_id: str, op: str, publish: Any) -> Response:
-        try:
-            self.api.check_tenant(request, tenant)
+        async def run() -> dict[str, Any]:
             check_doc_id(doc_id)
             version = await publish()
-        except ApiError as exc:
-            return _error(self, exc.status, str(exc))
-        except BadInput as exc:
-            return _error(self, 400, str(exc))
-        except Exception as exc:
-            if not (isinstance(exc, KafkaError) or is_transient(exc)):
-                raise
-            log.warning("publishing %s/%s failed: %r", tenant, doc_id, exc, extra={"tenant": tenant})
-            return _error(self, 503, f"the broker did not take the document: {type(exc).__name__}")
-        body = {"tenant": tenant, "doc_id": doc_id, "version": version, "op": op}
-        return self.bytes(orjson.dumps(body), status=202, content_type="application/json")
+            return {"tenant": tenant, "doc_id": doc_id, "version": version, "op": op}
+
+        return await self.respond(request, tenant, run, status=202, unavailable="the broker did not take the document")

@@ -12,11 +12,9 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from faust.web import Request, Response
 
-from rag_streams.errors import is_transient
-from rag_streams.http.api import Api, ApiError, ApiView, _error
+from rag_streams.http.api import Api, ApiError, ApiView
 from rag_streams.observability.index_health import Rebalanced
 from rag_streams.rules.index_health import TenantCounts
 
@@ -57,21 +55,16 @@ class StatsView(ApiView):
     health: IndexHealth  # set by register
 
     async def get(self, request: Request, tenant: str) -> Response:
-        try:
-            self.api.check_tenant(request, tenant)
-            body = await tenant_stats(self.health, tenant)
-        except ApiError as exc:
-            return _error(self, exc.status, str(exc))
-        except Rebalanced as exc:
-            return _error(self, 503, f"partitions are moving; ask again shortly ({exc})")
-        except Exception as exc:
-            if not (is_transient(exc) or isinstance(exc, asyncio.TimeoutError)):
-                raise
-            log.warning("stats failed: %r", exc, extra={"tenant": tenant})
-            return _error(self, 503, f"the vector store is unavailable: {type(exc).__name__}")
-        if body is None:
-            return _error(self, 404, f"tenant {tenant!r} has no collection and no indexed document here")
-        return self.bytes(orjson.dumps(body), content_type="application/json")
+        async def run() -> dict[str, Any] | None:
+            try:
+                body = await tenant_stats(self.health, tenant)
+            except Rebalanced as exc:
+                raise ApiError(503, f"partitions are moving; ask again shortly ({exc})") from exc
+            if body is None:
+                raise ApiError(404, f"tenant {tenant!r} has no collection and no indexed document here")
+            return body
+
+        return await self.respond(request, tenant, run, unavailable="the vector store is unavailable")
 
 
 def register(api: Api, health: IndexHealth) -> None:
