@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, cast
 from aiokafka.errors import KafkaError
 
 from rag_streams.observability import metrics
-from rag_streams.observability.lag import LagReader, LagReport, Snapshot, build_report, pipeline_stages
+from rag_streams.observability.lag import LagReader
+from rag_streams.rules.lag import LagReport, Snapshot, build_report, pipeline_stages
 from rag_streams.settings import Settings
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 
 from rag_streams.observability import lag_export, metrics
-from rag_streams.observability.lag import Snapshot, build_report
+from rag_streams.rules.lag import Snapshot, build_report
 
 from conftest import app, settings
 

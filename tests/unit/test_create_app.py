@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rag_streams.observability.lag import pipeline_stages
 from rag_streams.pipeline.app import create_app
 from rag_streams.pipeline.stages import GRAPH, ROLES
 from rag_streams.pipeline.topics import TopicNames, topic_specs
+from rag_streams.rules.lag import pipeline_stages
 from rag_streams.settings import load_settings
 
 _IMPORT_ALL = """

@@ -6,14 +6,8 @@ import math
 
 import pytest
 
-from rag_streams.observability.lag import (
-    Snapshot,
-    advise_replicas,
-    build_report,
-    consumers_per_topic,
-    drain_seconds,
-    partition_lag,
-)
+from rag_streams.observability.lag import consumers_per_topic
+from rag_streams.rules.lag import Snapshot, advise_replicas, build_report, drain_seconds, partition_lag
 
 STAGES = [("chunk", "raw"), ("embed", "chunks")]
 
