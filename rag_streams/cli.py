@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import logging
 import os
 import sys
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +184,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return commands.topics_create(settings)
     if args.command in ("worker", "serve"):
         roles = [] if args.command == "serve" else _roles(args.role)
+        from rag_streams.commands.worker import run_worker
+
         return run_worker(settings, roles, serve_api=args.command == "serve" or "index" in roles)
     if args.command == "publish":
         pacer = pacer_of(args, settings.window_timezone)
@@ -242,70 +242,6 @@ def _roles(text: str) -> list[str]:
     return roles
 
 
-def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
-    """Run a Faust worker with the agents of ``roles`` (and the HTTP API)."""
-    from rag_streams._faust import check_versions
-
-    if unverified := check_versions(settings.allow_unverified_faust):  # before any Faust patch is installed
-        log.warning("running on unverified %s (RAG_ALLOW_UNVERIFIED_FAUST)", ", ".join(unverified))
-    from rag_streams._faust.compat import discard_local_tables
-    from rag_streams.observability.logs import configure_logging
-    from rag_streams.pipeline.app import create_app
-
-    if serve_api and not roles and settings.qdrant_url is None:
-        raise CliError("serve needs RAG_QDRANT_URL: with embedded Qdrant the index worker serves the API")
-    if {"chunk", "embed"} & set(roles) or serve_api:
-        # importing sentence-transformers (torch) takes ~5 s here: overlap it with joining the group
-        # and restoring the tables, instead of paying it on the first document after a restart
-        threading.Thread(target=importlib.import_module, args=("sentence_transformers",), daemon=True).start()
-    pipeline = create_app(settings, roles=roles)  # the agents of `roles`, the HTTP API on every worker
-    app, services = pipeline.app, pipeline.services
-    # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
-    services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
-    if services.owns_store and not (settings.qdrant_url or settings.vector_store):
-        from rag_streams.adapters.store.open import legacy_local_store
-
-        if (legacy := legacy_local_store(settings)) is not None:
-            raise CliError(
-                f"{legacy} holds collections in the old embedded format (qdrant-client local mode); "
-                "run `rag-streams migrate-store` once to copy them into the Qdrant Edge store"
-            )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    configure_logging(settings.log_format, settings.log_level)
-    if roles:
-        _check_topics(settings)
-    # Faust's consumer reads app.in_transaction once, when it is created; the Worker only sets
-    # in_worker in on_start, after that may already have happened. Set it first so exactly_once
-    # really commits through transactions (work-around 10).
-    app.in_worker = True
-    if settings.processing_guarantee == "exactly_once" and discard_local_tables(Path(app.conf.tabledir)):
-        log.info("local table stores removed: tables restore from their changelogs (work-around 3)")
-    # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
-    # (RAG_LOG_FORMAT=json) with its own console format.
-    faust_worker(app, settings, services).execute_from_commandline()
-    return 0
-
-
-def faust_worker(app: Any, settings: Settings, services: Any = None) -> Any:
-    """Faust's Worker for ``app``, quiet, with this process's logging left in place; once the app
-    (agents, consumer, producers) has stopped it closes ``services`` (store, cache, model thread)."""
-    from faust.worker import Worker
-
-    class RagWorker(Worker):  # type: ignore[misc]
-        async def on_shutdown(self) -> None:
-            await super().on_shutdown()
-            if services is not None:
-                await services.close()
-
-    worker: Any = RagWorker(
-        app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False, override_logging=False
-    )
-    # Faust's startup spinner writes cursor escape codes (hide/show, backspaces) even to a file or
-    # pipe, quiet or not; with it off the worker logs "Ready" instead (work-around 16).
-    worker.spinner = None
-    return worker
-
-
 def quiet_progress_bars(stream: Any) -> None:
     """No progress bars (tqdm: sentence-transformers' "Batches", transformers' and huggingface_hub's
     loading bars, the CLI's own) when ``stream`` is not a terminal: they would write carriage returns
@@ -316,32 +252,6 @@ def quiet_progress_bars(stream: Any) -> None:
         return
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-
-
-def check_topics(settings: Settings, existing: Iterable[str]) -> None:
-    """Refuse to start a worker whose pipeline topics are missing (``existing``: the broker's topics);
-    Faust would otherwise run on with one "topic not found" error and process nothing."""
-    from rag_streams.pipeline.topics import missing_topics
-
-    missing = missing_topics(settings, existing)
-    if missing:
-        raise CliError(
-            f"topic{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing on {settings.kafka_bootstrap}: "
-            "run `rag-streams topics create` first"
-        )
-
-
-def _check_topics(settings: Settings) -> None:
-    from rag_streams.adapters.kafka_admin import existing_topics
-
-    try:
-        existing = asyncio.run(existing_topics(settings))
-    except Exception as exc:  # no broker yet: the worker waits for it as before, topics unchecked
-        if not type(exc).__module__.startswith("aiokafka") and not isinstance(exc, OSError):
-            raise
-        log.warning("topics not checked: the broker did not answer (%s)", exc)
-        return
-    check_topics(settings, existing)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ class Services:
     async def close(self) -> None:
         """Release what the worker opened: the vector store (the embedded store's files and lock,
         or the server client), the answer cache's connections and the model thread. Called once the
-        app's agents have stopped (see cli.faust_worker); the next use opens them again."""
+        app's agents have stopped (see commands.worker.faust_worker); the next use opens them again."""
         store, self._store = self._store, None
         cache, self._cache = self._cache, None
         thread, self._model_thread = self._model_thread, None

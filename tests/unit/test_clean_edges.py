@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from rag_streams.cli import check_topics, faust_worker
+from rag_streams.commands.worker import check_topics, faust_worker
 from rag_streams.errors import CliError
 from rag_streams.pipeline.topics import TopicNames, missing_topics, topic_specs
 from rag_streams.settings import load_settings
