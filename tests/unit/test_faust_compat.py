@@ -7,68 +7,11 @@ as a restarted worker with a backlog does.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 from faust.tables.recovery import Recovery
-from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
 from rag_streams._faust.compat import install_ordered_stream_resume
 
-STREAM_TP = ("rag.documents.raw", 0)
-
-
-class StubConsumer:
-    def __init__(self, queue: FlowControlQueue[str]) -> None:
-        self.queue = queue
-        self.active: set[Any] = set()
-        self.seeks = 0
-
-    def assignment(self) -> set[Any]:
-        return {STREAM_TP}
-
-    def resume_partitions(self, tps: set[Any]) -> None:
-        self.active |= set(tps)
-
-    async def perform_seek(self) -> None:
-        self.seeks += 1
-        if STREAM_TP in self.active:  # the fetcher delivers from partitions already resumed
-            self.queue.put_nowait("message fetched during the seek")
-
-    def resume_flow(self) -> None:
-        pass
-
-
-def stub_recovery() -> tuple[Any, StubConsumer, FlowControlQueue[str]]:
-    flow_control = FlowControlEvent()
-    flow_control.suspend()  # as during a rebalance
-    queue: FlowControlQueue[str] = FlowControlQueue(flow_control=flow_control, clear_on_resume=True)
-    consumer = StubConsumer(queue)
-
-    async def nothing(*_: Any, **__: Any) -> None:
-        return None
-
-    async def wait(coro: Any, timeout: float | None = None) -> None:
-        await coro
-
-    app = SimpleNamespace(
-        consumer=consumer,
-        flow_control=flow_control,
-        consumer_generation_id=1,
-        conf=SimpleNamespace(broker_request_timeout=30.0),
-        on_rebalance_complete=SimpleNamespace(send=nothing),
-        _fetcher=SimpleNamespace(maybe_start=nothing),
-        on_rebalance_end=lambda: None,
-    )
-    recovery = SimpleNamespace(
-        app=app,
-        log=SimpleNamespace(info=lambda *a: None, dev=lambda *a: None, warning=lambda *a: None),
-        _wait=wait,
-        _is_changelog_tp=lambda tp: False,
-        completed=SimpleNamespace(set=lambda: None),
-        tables=SimpleNamespace(on_actives_ready=lambda: None, on_standbys_ready=lambda: None),
-    )
-    return recovery, consumer, queue
+from support.faust_fakes import STREAM_TP, stub_recovery
 
 
 async def test_ordered_resume_keeps_every_message_and_resumes_streams_after_the_seek() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-import faust
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -20,42 +19,21 @@ from faust.types.tuples import ConsumerMessage
 
 from rag_streams._faust.fetch import install_fetch_generation_guard, seek_to_committed_or_reset
 
-TOPIC = "src"
-TP0 = TP(TOPIC, 0)
+from support.faust_fakes import (
+    TOPIC,
+    TP0,
+    TP1,
+    fetch_consumer,
+    fetch_then_pause,
+    fetched,
+    handed_out_pausing,
+    rebalancing_fetch,
+)
 
 
 @pytest.fixture
 def consumer() -> Any:
-    app = faust.App("fetch-test", broker="kafka://127.0.0.1:9")
-    app.topics._acking_topics.add(TOPIC)
-    app.consumer_generation_id = 1
-    c = app.consumer
-    c._get_active_partitions = lambda: {TP0}
-    c.highwater = lambda tp: 100
-    c.seeks = []
-
-    async def perform_seek() -> None:  # the seek to the committed offsets needs a started client
-        c.seeks.append("seek")
-
-    c.perform_seek = perform_seek
-    return c
-
-
-def rebalancing_fetch(consumer: Any, offsets: range, *, still_rebalancing: bool = False) -> None:
-    """The consumer thread returns records fetched from the old position after a rebalance."""
-
-    async def getmany(active_partitions: Any, timeout: float) -> Any:
-        consumer.app.on_rebalance_start()
-        if still_rebalancing:
-            consumer.stop_flow()  # as on_partitions_revoked does; resumed after table recovery
-        consumer.app.consumer_generation_id = 2  # assigned again: the seek is to the committed offset
-        return {TP0: [ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in offsets]}
-
-    consumer._getmany = getmany
-
-
-async def fetched(consumer: Any) -> list[Any]:
-    return [message async for _, message in consumer.getmany(timeout=0.1)]
+    return fetch_consumer()
 
 
 async def test_a_batch_fetched_across_a_rebalance_is_dropped(consumer: Any) -> None:
@@ -193,38 +171,6 @@ async def test_faust_seeks_through_the_patched_thread_call(consumer: Any) -> Non
 
 
 # --- records Faust skips because their partition is not active when their turn comes -------------
-
-TP1 = TP(TOPIC, 1)
-
-
-def fetch_then_pause(consumer: Any) -> None:
-    """A batch for two partitions; the second is paused by the time getmany reaches it (recovery
-    resuming partitions in its own order, as in the worker-roles test)."""
-
-    async def getmany(active_partitions: Any, timeout: float) -> Any:
-        return {
-            TP0: [ConsumerRecord(TOPIC, 0, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (35, 36)],
-            TP1: [ConsumerRecord(TOPIC, 1, o, 0, 0, b"k", b"v", None, 1, 1, []) for o in (40, 41)],
-        }
-
-    active = {TP0, TP1}
-    consumer._get_active_partitions = lambda: active
-    consumer._getmany = getmany
-    consumer.assignment = lambda: {TP0, TP1}
-    consumer.sought = []
-
-    async def seek(tp: TP, offset: int) -> None:
-        consumer.sought.append((tp, offset))
-
-    consumer.seek = seek
-
-
-async def handed_out_pausing(consumer: Any) -> list[tuple[int, int]]:
-    out = []
-    async for tp, message in consumer.getmany(timeout=0.1):
-        out.append((tp.partition, message.offset))
-        consumer._get_active_partitions().discard(TP1)  # paused while the first record is processed
-    return out
 
 
 async def test_what_getmany_did_not_hand_out_is_sought_back_to(consumer: Any) -> None:

@@ -9,32 +9,11 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from aiokafka import TopicPartition
-from aiokafka.consumer.subscription_state import SubscriptionState
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.types import TP
 
 from rag_streams._faust.livelock import install_livelock_check_guard, position_known
 
-TOPIC_TP = TP("rag.documents.chunks", 0)
-
-
-def thread_with(position: int | None) -> Any:
-    """A consumer thread stand-in whose aiokafka consumer has just been assigned TOPIC_TP."""
-    subscriptions = SubscriptionState()
-    subscriptions.subscribe(topics={TOPIC_TP.topic})
-    subscriptions.assign_from_subscribed({TopicPartition(*TOPIC_TP)})
-    if position is not None:
-        subscriptions.seek(TopicPartition(*TOPIC_TP), position)
-    consumer = SimpleNamespace(_fetcher=SimpleNamespace(_subscriptions=subscriptions))
-    app = SimpleNamespace(monitor=SimpleNamespace(), topics=SimpleNamespace(acks_enabled_for=lambda topic: True))
-    return SimpleNamespace(
-        _consumer=consumer,
-        _ensure_consumer=lambda: consumer,
-        _verify_aiokafka_event_path=lambda now, tp: False,
-        consumer=SimpleNamespace(app=app),
-        time_started=0.0,
-    )
+from support.faust_fakes import TOPIC_TP, thread_with
 
 
 async def test_patched_skips_a_partition_awaiting_reset_and_checks_one_with_a_position() -> None:

@@ -14,7 +14,6 @@ from typing import Any
 from aiokafka.producer.transaction_manager import TransactionState
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.transport.consumer import TransactionManager
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
 from rag_streams._faust.compat import (
@@ -24,12 +23,7 @@ from rag_streams._faust.compat import (
     transaction_group,
 )
 
-REVOKED = {("rag.documents.raw", 0), ("rag.documents.raw", 1)}
-
-
-class Txn:
-    def __init__(self, open_: bool) -> None:
-        self._txn_manager = SimpleNamespace(is_in_transaction=lambda: open_)
+from support.faust_fakes import REVOKED, Txn, buffered_commit
 
 
 def stand_in(calls: list[Any]) -> Any:
@@ -79,31 +73,6 @@ def test_install_is_idempotent() -> None:
     wrapped = TransactionManager.on_partitions_revoked
     install_commit_on_revoke()
     assert TransactionManager.on_partitions_revoked is wrapped
-
-
-def buffered_commit(published: list[str]) -> tuple[Any, list[Any]]:
-    """A TransactionManager stand-in whose producer buffer holds three changelog records."""
-    buffer = ProducerBuffer()
-    channel = SimpleNamespace()
-
-    async def publish_message(fut: Any, wait: bool = False) -> None:
-        published.append(fut.name)
-
-    channel.publish_message = publish_message
-    for name in ("changelog 1", "changelog 2", "changelog 3"):
-        buffer.pending.put_nowait(SimpleNamespace(name=name, message=SimpleNamespace(channel=channel)))
-    commits: list[Any] = []
-
-    async def commit_transactions(by_tid: Any, group_id: str, start_new_transaction: bool = True) -> None:
-        commits.append((list(published), start_new_transaction))
-
-    app = SimpleNamespace(
-        conf=SimpleNamespace(id="app"),
-        assignor=SimpleNamespace(group_for_topic=lambda topic: 0),
-        producer=SimpleNamespace(buffer=buffer, commit_transactions=commit_transactions),
-    )
-    manager = SimpleNamespace(app=app, producer=app.producer)
-    return manager, commits
 
 
 async def test_commit_sends_every_buffered_record_into_the_transaction_first() -> None:

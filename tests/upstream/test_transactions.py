@@ -15,10 +15,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalOperation
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.transport.consumer import Consumer, TransactionManager
-from faust.transport.producer import ProducerBuffer
 from faust.types import TP
 
-REVOKED = {("rag.documents.raw", 0), ("rag.documents.raw", 1)}
+from support.faust_fakes import REVOKED, Txn, buffered_commit
 
 
 async def test_faust_alone_sends_in_the_destination_topics_transaction() -> None:
@@ -37,11 +36,6 @@ async def test_faust_alone_sends_in_the_destination_topics_transaction() -> None
     # while processing an event of t.documents.raw partition 0: Faust does not look at the event
     await inspect.unwrap(TransactionManager.send)(manager, "t.documents.chunks", b"k", b"v", None, None, None)
     assert sent == ["app-2-0"]  # the chunks topic's group: not the transaction of raw's offsets (app-1-0)
-
-
-class Txn:
-    def __init__(self, open_: bool) -> None:
-        self._txn_manager = SimpleNamespace(is_in_transaction=lambda: open_)
 
 
 def revoking(calls: list[Any]) -> Any:
@@ -64,30 +58,6 @@ async def test_faust_alone_only_flushes_on_revoke() -> None:
     calls: list[Any] = []
     await inspect.unwrap(TransactionManager.on_partitions_revoked)(revoking(calls), REVOKED)
     assert calls == ["flush"]
-
-
-def buffered_commit(published: list[str]) -> tuple[Any, list[Any]]:
-    """A TransactionManager stand-in whose producer buffer holds three changelog records."""
-    buffer = ProducerBuffer()
-    channel = SimpleNamespace()
-
-    async def publish_message(fut: Any, wait: bool = False) -> None:
-        published.append(fut.name)
-
-    channel.publish_message = publish_message
-    for name in ("changelog 1", "changelog 2", "changelog 3"):
-        buffer.pending.put_nowait(SimpleNamespace(name=name, message=SimpleNamespace(channel=channel)))
-    commits: list[Any] = []
-
-    async def commit_transactions(by_tid: Any, group_id: str, start_new_transaction: bool = True) -> None:
-        commits.append((list(published), start_new_transaction))
-
-    app = SimpleNamespace(
-        conf=SimpleNamespace(id="app"),
-        assignor=SimpleNamespace(group_for_topic=lambda topic: 0),
-        producer=SimpleNamespace(buffer=buffer, commit_transactions=commit_transactions),
-    )
-    return SimpleNamespace(app=app, producer=app.producer), commits
 
 
 async def test_faust_alone_commits_while_changelog_records_wait_in_the_buffer() -> None:

@@ -1,0 +1,1 @@
+"""Helpers shared by the test folders (importable as ``support`` through pytest's ``pythonpath``)."""
