@@ -6,34 +6,23 @@ the real qdrant-client in memory, the embedder the model-free HashingEmbedder (r
 
 from __future__ import annotations
 
-import asyncio
-import os
 from collections.abc import Iterator
 from typing import Any
 from unittest.mock import AsyncMock, Mock
 
 import pytest
 
-from rag_streams.pipeline.app import create_app
-from rag_streams.settings import load_settings
 from rag_streams.testing import HashingEmbedder, MemoryAnswerCache, memory_store
 
-# The agents' app: in-memory tables, small chunks, every stage, no HTTP API.
-_AGENT_ENV = {
-    "RAG_TABLE_STORE": "memory://",
-    "RAG_PROCESSING_GUARANTEE": "at_least_once",
-    "RAG_TOPIC_PREFIX": "agenttest",
-    "RAG_CHUNK_TOKENS": "20",
-    "RAG_CHUNK_OVERLAP": "4",
-    "RAG_EMBED_BATCH": "8",
-    "RAG_EMBED_WINDOW_S": "0.1",
-}
-settings = load_settings({**os.environ, **_AGENT_ENV}, dotenv=None)
-pipeline = create_app(settings, http=False)
-app, services, names = pipeline.app, pipeline.services, pipeline.names
-chunk_documents, embed_chunks, index_embeddings = (pipeline.agents[r] for r in ("chunk", "embed", "index"))
-TABLES = ("accepted-versions", "applied-versions", "chunk-slots", "embedded-slots", "embedded-docs")
-accepted_versions, applied_versions, chunk_slots, embedded_slots, embedded_docs = (pipeline.tables[t] for t in TABLES)
+from support.agent_app import (
+    accepted_versions,
+    applied_versions,
+    chunk_slots,
+    embedded_docs,
+    embedded_slots,
+    pipeline,
+    services,
+)
 
 
 class Sent:
@@ -67,8 +56,3 @@ def fakes() -> dict[str, Any]:
     embedder, store, cache = HashingEmbedder(), memory_store(prefix="rag"), MemoryAnswerCache(60)
     services.override(embedder=embedder, store=store, cache=cache)
     return {"embedder": embedder, "store": store, "cache": cache}
-
-
-async def settle(seconds: float = 0.4) -> None:
-    """Let take_events() flush its batch (RAG_EMBED_WINDOW_S is 0.1 s here)."""
-    await asyncio.sleep(seconds)

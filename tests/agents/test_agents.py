@@ -14,7 +14,17 @@ from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
 from rag_streams.testing import HashingEmbedder
 
-from conftest import accepted_versions, chunk_documents, embed_chunks, index_embeddings, names, services, settle
+from support.agent_app import (
+    accepted_versions,
+    app,
+    chunk_documents,
+    embed_chunks,
+    index_embeddings,
+    names,
+    services,
+    settings,
+    settle,
+)
 
 TEXT = " ".join(f"word{i}" for i in range(60))
 
@@ -94,8 +104,6 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
 
 def test_the_app_commits_at_the_configured_interval() -> None:
     """Each transactional hop waits for a commit: RAG_COMMIT_INTERVAL_S reaches Faust."""
-    from conftest import app, settings
-
     assert app.conf.broker_commit_interval == settings.commit_interval_s == 0.1
 
 

@@ -19,7 +19,7 @@ from rag_streams.rules.index_health import TenantCounts
 from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
 from rag_streams.testing import HashingEmbedder
 
-from conftest import index_embeddings, pipeline, settle
+from support.agent_app import index_embeddings, pipeline, settle
 
 LONG = " ".join(f"word{i}" for i in range(60))
 

@@ -11,7 +11,7 @@ from aiokafka.errors import KafkaConnectionError
 from rag_streams.observability import lag_export, metrics
 from rag_streams.rules.lag import Snapshot, build_report
 
-from conftest import app, settings
+from support.agent_app import app, settings
 
 STAGES = [("chunk", "raw"), ("embed", "chunks")]
 

@@ -19,7 +19,7 @@ from rag_streams.observability import tracing
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import REPAIR_HEADERS, RawDocument
 
-from conftest import chunk_documents, embed_chunks, index_embeddings, names, settings, settle
+from support.agent_app import chunk_documents, embed_chunks, index_embeddings, names, settings, settle
 
 TEXT = " ".join(f"word{i}" for i in range(60))
 
