@@ -18,7 +18,11 @@ if TYPE_CHECKING:
     from rag_streams.pipeline.app import Pipeline
 
 __all__ = [
+    "ACCEPTED_VERSIONS",
     "APPLIED_VERSIONS",
+    "CHUNK_SLOTS",
+    "EMBEDDED_DOCS",
+    "EMBEDDED_SLOTS",
     "accepted_versions",
     "applied_versions",
     "chunk_slots",
@@ -26,14 +30,18 @@ __all__ = [
     "embedded_slots",
 ]
 
+ACCEPTED_VERSIONS = "accepted-versions"
+EMBEDDED_SLOTS = "embedded-slots"
+EMBEDDED_DOCS = "embedded-docs"
 #: the index stage's table of what the vector store holds per document (read by the search API)
 APPLIED_VERSIONS = "applied-versions"
+CHUNK_SLOTS = "chunk-slots"
 
 
 def accepted_versions(p: Pipeline) -> Any:
     """chunk stage: DocState ``[version, deleted]`` of the latest accepted raw document version."""
     return p.version_table(
-        "accepted-versions", "chunk stage: latest accepted version per tenant/doc_id", written_from="raw"
+        ACCEPTED_VERSIONS, "chunk stage: latest accepted version per tenant/doc_id", written_from="raw"
     )
 
 
@@ -41,7 +49,7 @@ def embedded_slots(p: Pipeline) -> Any:
     """embed stage: ``[version, content_hash]`` of the embedding last emitted per chunk slot, so a
     chunk replayed after a crash (transactions commit on a timer, not per batch) is not emitted twice."""
     return p.version_table(
-        "embedded-slots",
+        EMBEDDED_SLOTS,
         "embed stage: version and content hash emitted per tenant/doc_id/chunk_index",
         written_from="chunks",
     )
@@ -51,7 +59,7 @@ def embedded_docs(p: Pipeline) -> Any:
     """embed stage: ``[version, chunk_count, deleted]`` of the document version last emitted, so the
     slots a shrink or a delete removed are forgotten (see rag_streams.rules.embed_plan)."""
     return p.version_table(
-        "embedded-docs", "embed stage: version, chunk count and deleted flag per tenant/doc_id", written_from="chunks"
+        EMBEDDED_DOCS, "embed stage: version, chunk count and deleted flag per tenant/doc_id", written_from="chunks"
     )
 
 
@@ -65,7 +73,7 @@ def applied_versions(p: Pipeline) -> Any:
 def chunk_slots(p: Pipeline) -> Any:
     """index stage: ``[version, content_hash]`` of what the vector store holds per chunk slot."""
     return p.version_table(
-        "chunk-slots",
+        CHUNK_SLOTS,
         "index stage: version and content hash per tenant/doc_id/chunk_index",
         written_from="embeddings",
     )

@@ -26,13 +26,8 @@ from rag_streams.pipeline.stages import ROLES, stage
 from rag_streams.pipeline.topics import TopicNames, max_message_bytes
 from rag_streams.settings import Settings
 
-__all__ = ["Pipeline", "create_app", "install_workarounds"]
+__all__ = ["Pipeline", "create_app"]
 log = logging.getLogger(__name__)
-
-
-def install_workarounds() -> None:
-    """Every Faust work-around, process-wide, in its one correct order (rag_streams/_faust/registry.py)."""
-    install_all()
 
 
 @dataclass
@@ -76,7 +71,7 @@ def create_app(
 ) -> Pipeline:
     """Build the worker's Faust app with the agents and tables of ``roles`` (none: the API alone)
     and, with ``http``, the HTTP API. Installs the Faust work-arounds (process-wide, once)."""
-    install_workarounds()
+    install_all()  # every Faust work-around, in its one order (rag_streams/_faust/registry.py), once
     codecs.configure(settings)  # the Avro fingerprint order written, the raw topic's schema registry
     roles = tuple(roles)
     p = Pipeline(

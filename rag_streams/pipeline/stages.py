@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag_streams.tables.versions import ACCEPTED_VERSIONS, APPLIED_VERSIONS, CHUNK_SLOTS, EMBEDDED_DOCS, EMBEDDED_SLOTS
+
 __all__ = ["GRAPH", "ROLES", "StageSpec", "stage"]
 
 
@@ -22,20 +24,20 @@ class StageSpec:
 
 GRAPH: tuple[StageSpec, ...] = (
     StageSpec(
-        "chunk", "raw", ("latest", "chunks", "deadletter"), ("accepted-versions",), "rag_streams.agents.chunk_documents"
+        "chunk", "raw", ("latest", "chunks", "deadletter"), (ACCEPTED_VERSIONS,), "rag_streams.agents.chunk_documents"
     ),
     StageSpec(
         "embed",
         "chunks",
         ("embeddings", "deadletter"),
-        ("embedded-slots", "embedded-docs"),
+        (EMBEDDED_SLOTS, EMBEDDED_DOCS),
         "rag_streams.agents.embed_chunks",
     ),
     StageSpec(
         "index",
         "embeddings",
         ("deadletter",),
-        ("applied-versions", "chunk-slots"),
+        (APPLIED_VERSIONS, CHUNK_SLOTS),
         "rag_streams.agents.index_embeddings",
     ),
 )

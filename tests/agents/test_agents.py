@@ -11,7 +11,7 @@ from rag_streams.adapters.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW
 from rag_streams.adapters.embedding import from_bytes, to_bytes
 from rag_streams.observability import metrics
 from rag_streams.rules.chunking import chunk_document
-from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
+from rag_streams.rules.records import DELETE, RawDocument
 from rag_streams.testing import HashingEmbedder
 
 from support.agent_app import (
@@ -24,6 +24,7 @@ from support.agent_app import (
     services,
     settings,
     settle,
+    upserts,
 )
 
 TEXT = " ".join(f"word{i}" for i in range(60))
@@ -136,28 +137,6 @@ async def test_embed_dead_letters_only_the_chunk_the_model_fails_on(sent: Any, f
         ("embed", "PermanentError", bad[0].chunk_id)
     ]
     assert "the model cannot embed this text" in dead[0].message
-
-
-def upserts(doc: RawDocument, embedder: HashingEmbedder) -> list[EmbeddingUpsert]:
-    chunks = chunk_document(doc, embedder, size=20, overlap=4)
-    vectors = embedder.embed([c.text for c in chunks]) if doc.op != DELETE else []
-    return [
-        EmbeddingUpsert(
-            c.tenant_id,
-            c.doc_id,
-            c.version,
-            c.chunk_id,
-            c.chunk_index,
-            c.chunk_count,
-            c.text,
-            c.content_hash,
-            to_bytes(vectors[i]) if doc.op != DELETE else b"",
-            "hashing-fake",
-            384 if doc.op != DELETE else 0,
-            op=c.op,
-        )
-        for i, c in enumerate(chunks)
-    ]
 
 
 async def test_index_applies_versions_cleans_leftovers_and_deletes(sent: Any, fakes: Any) -> None:

@@ -10,40 +10,15 @@ from typing import Any
 import pytest
 
 from rag_streams.adapters.codecs import EMBEDDING
-from rag_streams.adapters.embedding import to_bytes
 from rag_streams.http.stats import tenant_stats
 from rag_streams.observability import metrics
 from rag_streams.observability.index_health import IndexHealth, TenantHealth
-from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.index_health import TenantCounts
-from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
-from rag_streams.testing import HashingEmbedder
+from rag_streams.rules.records import DELETE, RawDocument
 
-from support.agent_app import index_embeddings, pipeline, settle
+from support.agent_app import index_embeddings, pipeline, settle, upserts
 
 LONG = " ".join(f"word{i}" for i in range(60))
-
-
-def upserts(doc: RawDocument, embedder: HashingEmbedder) -> list[EmbeddingUpsert]:
-    chunks = chunk_document(doc, embedder, size=20, overlap=4)
-    vectors = embedder.embed([c.text for c in chunks]) if doc.op != DELETE else []
-    return [
-        EmbeddingUpsert(
-            c.tenant_id,
-            c.doc_id,
-            c.version,
-            c.chunk_id,
-            c.chunk_index,
-            c.chunk_count,
-            c.text,
-            c.content_hash,
-            to_bytes(vectors[i]) if doc.op != DELETE else b"",
-            "hashing-fake",
-            384 if doc.op != DELETE else 0,
-            op=c.op,
-        )
-        for i, c in enumerate(chunks)
-    ]
 
 
 def gauge(name: str, tenant: str) -> float | None:

@@ -135,6 +135,18 @@ class Pipeline:
         self.worker = Worker(self.env, tmp / "worker.log")
         self.workers = [self.worker]
 
+    async def committed_offsets(self, group: str) -> int:
+        """The sum of a consumer group's committed offsets (0 before its first commit)."""
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return sum(max(0, o.offset) for o in offsets.values())
+
     def crashes(self) -> list[str]:
         """Logs of this pipeline's workers in which Faust reported a crash (the worker died on its own)."""
         return [

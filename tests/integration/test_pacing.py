@@ -19,7 +19,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from rag_streams.adapters.codecs import RAW
 from rag_streams.rules.reindex import consumer_group
@@ -154,16 +153,6 @@ async def collections(pipeline: Any, tenant: str) -> list[tuple[str, bool]]:
     return [(c["name"], c["aliased"]) for c in body["collections"]]
 
 
-async def committed(pipeline: Any, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(max(0, o.offset) for o in offsets.values())
-
-
 async def test_reindex_paced_in_a_window_and_the_nightly_dag_commands(pipeline: Any) -> None:
     dag = load_dag()
     tenants = list(dag.TENANTS)
@@ -202,7 +191,7 @@ async def test_reindex_paced_in_a_window_and_the_nightly_dag_commands(pipeline: 
     while cli.proc.returncode is None:
         if datetime.now(UTC) < opens - timedelta(seconds=1):
             assert await collections(pipeline, first) == [(f"rag_{first}__v1", True)]
-        done = await committed(pipeline, group)
+        done = await pipeline.committed_offsets(group)
         if not progress or progress[-1][1] != done:
             progress.append((time.monotonic(), done))
         await asyncio.sleep(0.25)

@@ -15,7 +15,6 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from rag_streams.adapters.embedding import packaged_model_path
 from rag_streams.rules.reindex import consumer_group
@@ -145,16 +144,6 @@ async def test_reindex_under_live_writes_and_queries_flips_to_v2_without_drift(p
     print(f"reindex took {took:.1f}s with {ops_during} live ops and {len(answers)} queries")
 
 
-async def committed(pipeline: Any, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=pipeline.settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(max(0, o.offset) for o in offsets.values())
-
-
 async def test_reindex_with_another_model_resumes_after_a_kill_and_moves_every_stage(pipeline: Any) -> None:
     docs = corpus()
     await index_docs(pipeline, docs)
@@ -166,7 +155,7 @@ async def test_reindex_with_another_model_resumes_after_a_kill_and_moves_every_s
 
     async def progressed() -> bool:
         assert slow.returncode is None, "the slow reindex ended before it could be interrupted"
-        return await committed(pipeline, group) > 0
+        return await pipeline.committed_offsets(group) > 0
 
     await pipeline.wait_for(progressed, timeout=300, what="the reindex to commit progress")
     slow.send_signal(signal.SIGKILL)

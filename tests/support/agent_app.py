@@ -7,8 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 
+from rag_streams.adapters.embedding import to_bytes
 from rag_streams.pipeline.app import create_app
+from rag_streams.rules.chunking import chunk_document
+from rag_streams.rules.records import DELETE, EmbeddingUpsert, RawDocument
 from rag_streams.settings import load_settings
+from rag_streams.testing import HashingEmbedder
 
 # The agents' app: in-memory tables, small chunks, every stage, no HTTP API.
 _AGENT_ENV = {
@@ -31,3 +35,26 @@ accepted_versions, applied_versions, chunk_slots, embedded_slots, embedded_docs 
 async def settle(seconds: float = 0.4) -> None:
     """Let take_events() flush its batch (RAG_EMBED_WINDOW_S is 0.1 s here)."""
     await asyncio.sleep(seconds)
+
+
+def upserts(doc: RawDocument, embedder: HashingEmbedder) -> list[EmbeddingUpsert]:
+    """What the embed stage would emit for ``doc`` (this app's chunk size), for feeding the index agent."""
+    chunks = chunk_document(doc, embedder, size=20, overlap=4)
+    vectors = embedder.embed([c.text for c in chunks]) if doc.op != DELETE else []
+    return [
+        EmbeddingUpsert(
+            c.tenant_id,
+            c.doc_id,
+            c.version,
+            c.chunk_id,
+            c.chunk_index,
+            c.chunk_count,
+            c.text,
+            c.content_hash,
+            to_bytes(vectors[i]) if doc.op != DELETE else b"",
+            "hashing-fake",
+            384 if doc.op != DELETE else 0,
+            op=c.op,
+        )
+        for i, c in enumerate(chunks)
+    ]
