@@ -145,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="DIR", help="draw PNG plots into DIR (matplotlib)")
     b.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="text files to use instead of the default")
+    b.add_argument(
+        "--max-points",
+        type=int,
+        default=None,
+        metavar="N",
+        help="skip the embedded-store scenarios above N points (the full bench's 1M int8 one builds for 30+ min on 2 cores)",
+    )
     from rag_streams.commands.plan import add_arguments as plan_arguments
 
     plan_arguments(sub.add_parser("plan", help="capacity plan for many tenants: partitions, memory, disk, nodes, p99"))
@@ -226,7 +233,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if args.command == "bench":
         from rag_streams.bench import BenchOptions, run_bench
 
-        return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus))
+        return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus, args.max_points))
     if args.command == "plan":
         from rag_streams.commands.plan import run_plan
 

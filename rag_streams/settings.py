@@ -79,6 +79,12 @@ class Settings:
         default=20_000,
     )
     qdrant_api_key: str | None = _env("RAG_QDRANT_API_KEY", "API key of the Qdrant server", default=None)
+    quantization: str = _env(
+        "RAG_QUANTIZATION",
+        "none | int8: collections created from now on also keep int8 scalar-quantized vectors (searched"
+        " first, rescored with the originals); existing collections keep theirs. Embedded and server",
+        default="none",
+    )
     vector_store: str | None = _env(
         "RAG_VECTOR_STORE",
         "module:callable that takes the Settings and returns a VectorStore; unset = qdrant-client",

@@ -22,6 +22,7 @@ _CHOICES = {
     "log_level": {"debug", "info", "warning", "error"},
     "table_store": {"rocksdict://", "rocksdb://", "memory://"},
     "avro_fingerprint": {"standard", "legacy"},
+    "quantization": {"none", "int8"},
 }
 _POSITIVE = {
     "edge_index_threshold",

@@ -30,6 +30,8 @@ class BenchOptions:
     json_path: Path | None = None
     plot_dir: Path | None = None
     corpus_dir: Path | None = None
+    #: the store scenarios' largest size (None: all; the 1M one builds its HNSW index for tens of minutes)
+    max_points: int | None = None
 
     @property
     def target_chunks(self) -> int:
@@ -40,8 +42,14 @@ class BenchOptions:
         return 10 if self.quick else 40
 
     @property
+    def store_scenarios(self) -> tuple[tuple[int, str], ...]:
+        """(points, quantization) of each embedded-store measurement."""
+        every = ((10_000, "none"),) if self.quick else ((10_000, "none"), (100_000, "none"), (1_000_000, "int8"))
+        return tuple((n, q) for n, q in every if self.max_points is None or n <= self.max_points)
+
+    @property
     def store_sizes(self) -> tuple[int, ...]:
-        return (10_000,) if self.quick else (10_000, 100_000)
+        return tuple(n for n, _ in self.store_scenarios)
 
     @property
     def questions(self) -> int:
@@ -95,10 +103,16 @@ async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict
     edited_chunks = len(offline.chunk_corpus(edited, embedder, settings, None)[1])
 
     result["store"] = {}
-    for size in options.store_sizes:
-        _say(f"embedded store at {size:,} synthetic points ...")
-        quick = options.quick or size > 10_000
-        result["store"][str(size)] = await offline.store_at_size(size, queries=30 if quick else 100, updates=10)
+    for size, quantization in options.store_scenarios:
+        short = offline.memory_short_mb(size)
+        if short:
+            _say(f"skipping the store at {size:,} points: {short:,} MiB more memory needed")
+            result["store"][str(size)] = {"points": size, "quantization": quantization, "skipped_short_mb": short}
+            continue
+        _say(f"embedded store at {size:,} synthetic points ({quantization}) ...")
+        result["store"][str(size)] = await offline.store_at_size(
+            size, queries=30 if options.quick else 500, updates=10, quantization=quantization
+        )
 
     stack = Stack(settings, workdir / "stack")
     _say(f"starting Kafka {settings.kafka_version} on {stack.kafka.bootstrap}, a worker on :{stack.port} ...")

@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,12 +17,13 @@ from rag_streams.adapters.store.base import Point, VectorStore
 from rag_streams.adapters.store.edge import EdgeVectorStore
 from rag_streams.bench.corpus import Document
 from rag_streams.bench.stats import percentiles
+from rag_streams.bench.vectors import Clustered, exact_top_k, recall_at_k
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.indexing import payload
 from rag_streams.rules.records import Chunk, EmbeddingUpsert, RawDocument
 from rag_streams.settings import Settings
 
-__all__ = ["ceiling", "chunk_corpus", "naive_loop", "store_at_size"]
+__all__ = ["ceiling", "chunk_corpus", "memory_short_mb", "naive_loop", "store_at_size"]
 
 TENANT = "bench"
 
@@ -86,6 +88,19 @@ def _payload(c: Chunk, model: str) -> dict[str, Any]:
     return payload(EmbeddingUpsert.of(c, b"", model, 0))
 
 
+def memory_short_mb(size: int, dim: int = 384, meminfo: str = "/proc/meminfo") -> int:
+    """MiB the store scenario at ``size`` points lacks (0: enough): its vectors are held four times
+    (the bench's copy for exact search, the store, the index build's copy, the int8 copy and graph)
+    plus ~1 KiB of payload and ids per point, against MemAvailable (0 where that cannot be read)."""
+    try:
+        lines = Path(meminfo).read_text().splitlines()
+        available_kb = next(int(ln.split()[1]) for ln in lines if ln.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 0
+    need_mb = (size * dim * 4 * 4 + size * 1024) // 2**20
+    return max(0, need_mb - available_kb // 1024)
+
+
 async def _timed(samples: list[float], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     started = time.perf_counter()
     out = await fn(*args, **kwargs)
@@ -100,22 +115,34 @@ async def store_at_size(
     updates: int,
     dim: int = 384,
     chunks_per_doc: int = 10,
+    quantization: str = "none",
+    recall_queries: int = 100,
     make_store: Callable[[str], VectorStore] | None = None,
 ) -> dict[str, Any]:
-    """Load ``size`` synthetic points (random unit vectors, real payload shape) straight into a fresh
-    embedded store, then time searches (plain and filtered by doc_id), per-document updates (upsert
-    of the next version + cleanup of the old one) and the read-your-writes version check."""
+    """Load ``size`` synthetic points (clustered unit vectors, ``vectors.Clustered``; the real payload
+    shape) straight into a fresh embedded store, build its HNSW index once, then measure recall@10
+    against brute-force exact search, time searches (plain and filtered by doc_id), per-document
+    updates (upsert of the next version + cleanup of the old one) and the read-your-writes check."""
     rng = np.random.default_rng(size)
+    mixture = Clustered(rng, dim)
     folder = tempfile.mkdtemp(prefix=f"rag-bench-store-{size}-")
-    store = make_store(folder) if make_store else EdgeVectorStore.open(folder)
+    if make_store:
+        store = make_store(folder)
+    else:  # one index build, after the load: its time is the build of all the points
+        store = EdgeVectorStore.open(folder, index_threshold=size + 1, quantization=quantization)
     docs = size // chunks_per_doc
+    stored = np.empty((docs * chunks_per_doc, dim), dtype=np.float32)
+
+    def pid(row: int) -> str:
+        return f"00000000-0000-4000-8000-{row:012d}"
 
     def points(doc: int, version: int) -> list[Point]:
-        vecs = rng.standard_normal((chunks_per_doc, dim)).astype(np.float32)
-        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        vecs = mixture.sample(chunks_per_doc)
+        if version == 1:
+            stored[doc * chunks_per_doc : (doc + 1) * chunks_per_doc] = vecs
         return [
             Point(
-                f"00000000-0000-4000-8000-{doc * chunks_per_doc + i:012d}",
+                pid(doc * chunks_per_doc + i),
                 vecs[i].tolist(),
                 {
                     "tenant_id": TENANT,
@@ -142,15 +169,16 @@ async def store_at_size(
         load_s = time.perf_counter() - started
         started = time.perf_counter()
         build_indexes = getattr(store, "build_indexes", None)
-        if build_indexes is not None:  # Edge: wait for the HNSW build the load started (child process)
+        if build_indexes is not None:  # Edge: wait for the HNSW build (child process)
             await build_indexes()
         index_s = time.perf_counter() - started
+        asked = mixture.sample(recall_queries)
+        exact = [[pid(row) for row in rows] for rows in exact_top_k(stored, asked, 10)]
+        found = [[h.id for h in await store.search(TENANT, q.tolist(), 10)] for q in asked]
         pick = random.Random(size)
         plain: list[float] = []
         filtered: list[float] = []
-        for _ in range(queries):
-            vec = rng.standard_normal(dim).astype(np.float32)
-            vec /= np.linalg.norm(vec)
+        for vec in mixture.sample(queries):
             await _timed(plain, store.search, TENANT, vec.tolist(), 5)
             await _timed(filtered, store.search, TENANT, vec.tolist(), 5, doc_ids=[f"doc-{pick.randrange(docs)}"])
         upserts: list[float] = []
@@ -167,9 +195,13 @@ async def store_at_size(
     query = percentiles(plain, 1000, "ms")
     return {
         "points": docs * chunks_per_doc,
+        "quantization": quantization,
+        "vectors": "clustered (1000 clusters, 32-dim latent, random projection to 384)",
         "load_s": round(load_s, 2),
         "load_points_per_s": round(docs * chunks_per_doc / load_s, 1),
         "index_build_s": round(index_s, 2),
+        "recall_at_10": round(recall_at_k(found, exact, 10), 4),
+        "recall_queries": recall_queries,
         "query_ms": query,
         "query_p99_ms": query.get("p99_ms"),
         "filtered_query_ms": percentiles(filtered, 1000, "ms"),

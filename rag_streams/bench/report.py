@@ -57,7 +57,14 @@ def table(result: dict[str, Any]) -> str:
     for label, path, unit in ROWS:
         lines.append(f"{label:<34}{_fmt(_get(result, path)):>14}  {unit}")
     for size, store in sorted((result.get("store") or {}).items(), key=lambda kv: int(kv[0])):
-        lines.append(f"{'store ' + size + ' pts: query p99':<34}{_fmt(store.get('query_p99_ms')):>14}  ms")
+        head = f"store {size} pts{' ' + store['quantization'] if store.get('quantization', 'none') != 'none' else ''}"
+        if "skipped_short_mb" in store:
+            lines.append(f"{head + ': skipped, MiB short':<34}{_fmt(store['skipped_short_mb']):>14}  MiB")
+            continue
+        lines.append(f"{head + ': query p50':<34}{_fmt(_get(store, 'query_ms.p50_ms')):>14}  ms")
+        lines.append(f"{'  query p99':<34}{_fmt(store.get('query_p99_ms')):>14}  ms")
+        lines.append(f"{'  recall@10 vs exact search':<34}{_fmt(store.get('recall_at_10'), 3):>14}  x")
+        lines.append(f"{'  HNSW build':<34}{_fmt(store.get('index_build_s')):>14}  s")
         lines.append(f"{'  filtered query p99':<34}{_fmt(_get(store, 'filtered_query_ms.p99_ms')):>14}  ms")
         lines.append(f"{'  cleanup (per doc update) p50':<34}{_fmt(_get(store, 'cleanup_ms.p50_ms')):>14}  ms")
         lines.append(f"{'  read-your-writes check p50':<34}{_fmt(_get(store, 'doc_versions_ms.p50_ms')):>14}  ms")

@@ -71,6 +71,7 @@ def test_values_are_converted_to_field_types() -> None:
         ({"RAG_GROUP_INSTANCE_ID": "pod 0"}, "RAG_GROUP_INSTANCE_ID"),
         ({"RAG_GROUP_INSTANCE_ID": "a/b"}, "RAG_GROUP_INSTANCE_ID"),
         ({"RAG_EDGE_INDEX_THRESHOLD": "0"}, "RAG_EDGE_INDEX_THRESHOLD"),
+        ({"RAG_QUANTIZATION": "int4"}, "RAG_QUANTIZATION"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

@@ -19,10 +19,12 @@ from qdrant_edge import (
     HasIdCondition,
     MatchAny,
     MatchValue,
+    QuantizationSearchParams,
     Query,
     QueryRequest,
     RangeFloat,
     ScrollRequest,
+    SearchParams,
     UpdateOperation,
 )
 from qdrant_edge import (
@@ -33,6 +35,11 @@ from rag_streams.adapters.store.base import Hit, Point, complete_versions, hit_v
 from rag_streams.adapters.store.edge_collections import EdgeCollections
 
 __all__ = ["EdgeVectorStore"]
+
+
+#: Edge, unlike a Qdrant server, does not rescore quantized collections unless asked: the int8
+#: search finds 2k candidates and the original vectors rank them (ignored without quantization)
+_SEARCH_PARAMS = SearchParams(quantization=QuantizationSearchParams(rescore=True, oversampling=2.0))
 
 
 def _version(*, lt: int | None = None, lte: int | None = None) -> FieldCondition:
@@ -54,8 +61,15 @@ class EdgeVectorStore(EdgeCollections):
         prefix: str = "rag",
         index_threshold: int = 20_000,
         segment_index_kb: int | None = None,
+        quantization: str = "none",
     ) -> EdgeVectorStore:
-        return cls(root, prefix=prefix, index_threshold=index_threshold, segment_index_kb=segment_index_kb)
+        return cls(
+            root,
+            prefix=prefix,
+            index_threshold=index_threshold,
+            segment_index_kb=segment_index_kb,
+            quantization=quantization,
+        )
 
     # --- writes --------------------------------------------------------------
     async def upsert(
@@ -136,7 +150,9 @@ class EdgeVectorStore(EdgeCollections):
         name = self._resolve(tenant, None)
         flt = Filter(must=[FieldCondition("doc_id", match=MatchAny(list(doc_ids)))]) if doc_ids else None
         query = Query.Nearest([float(x) for x in vector])
-        request = QueryRequest(limit=k, query=query, with_payload=True, with_vector=True, filter=flt)
+        request = QueryRequest(
+            limit=k, query=query, with_payload=True, with_vector=True, filter=flt, params=_SEARCH_PARAMS
+        )
         found = await self._run(lambda: self._handle(name).shard.query(request))
         return [Hit(str(p.id), float(p.score), dict(p.payload or {}), hit_vector(p.vector)) for p in found]
 

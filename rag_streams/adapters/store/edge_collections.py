@@ -31,6 +31,8 @@ from qdrant_edge import (
     EdgeShard,
     EdgeVectorParams,
     PayloadSchemaType,
+    ScalarQuantizationConfig,
+    ScalarType,
     UpdateOperation,
 )
 from qdrant_edge import Point as EdgePoint
@@ -61,6 +63,7 @@ class EdgeCollections(EdgeIndexBuilds):
         prefix: str = "rag",
         index_threshold: int = 20_000,
         segment_index_kb: int | None = None,
+        quantization: str = "none",
     ) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -77,6 +80,8 @@ class EdgeCollections(EdgeIndexBuilds):
         self._index_threshold = index_threshold
         #: Edge's optimizer indexes (HNSW) a segment once its vectors exceed this many KB (None: Edge's default)
         self._segment_index_kb = segment_index_kb
+        #: "int8": collections created from now on keep int8 scalar-quantized vectors too (RAG_QUANTIZATION)
+        self._quantization = quantization
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant-edge")
         self._open: dict[str, _Open] = {}
         self._aliases: dict[str, str | None] = {}  # alias -> the generation its file names
@@ -122,11 +127,21 @@ class EdgeCollections(EdgeIndexBuilds):
         if folder.exists():  # a create that crashed before writing collection.json
             shutil.rmtree(folder)
         optimizers = EdgeOptimizersConfig(indexing_threshold=self._segment_index_kb)
-        config = EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine), optimizers=optimizers)
+        quantized = self._quantization == "int8"
+        config = EdgeConfig(
+            vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
+            optimizers=optimizers,
+            # built with the HNSW index (optimize); searches rescore the candidates with the originals
+            quantization_config=ScalarQuantizationConfig(ScalarType.Int8, quantile=0.99, always_ram=True)
+            if quantized
+            else None,
+        )
         shard = EdgeShard.create(str(folder / "shard-1"), config)
         for key, schema in INDEXED_FIELDS.items():
             shard.update(UpdateOperation.create_field_index(key, schema))
         meta: dict[str, Any] = {"model": model, "dim": dim, "shard": "shard-1"}
+        if quantized:
+            meta["quantization"] = "int8"
         if source is not None:
             meta["source"] = source
         _write_atomically(folder / META, json.dumps(meta))

@@ -43,7 +43,11 @@ def open_store(settings: Settings) -> VectorStore:
         from rag_streams.adapters.store.qdrant import QdrantVectorStore  # qdrant-client: ~2 s to import, server only
 
         return QdrantVectorStore.connect(
-            url=settings.qdrant_url, path=None, api_key=settings.qdrant_api_key, prefix=settings.collection_prefix
+            url=settings.qdrant_url,
+            path=None,
+            api_key=settings.qdrant_api_key,
+            prefix=settings.collection_prefix,
+            quantization=settings.quantization,
         )
     legacy = legacy_local_store(settings)
     if legacy is not None:
@@ -56,7 +60,10 @@ def open_store(settings: Settings) -> VectorStore:
 
 def _edge(settings: Settings) -> EdgeVectorStore:
     return EdgeVectorStore.open(
-        settings.qdrant_location, prefix=settings.collection_prefix, index_threshold=settings.edge_index_threshold
+        settings.qdrant_location,
+        prefix=settings.collection_prefix,
+        index_threshold=settings.edge_index_threshold,
+        quantization=settings.quantization,
     )
 
 

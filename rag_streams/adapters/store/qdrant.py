@@ -30,15 +30,21 @@ class QdrantVectorStore(QdrantCollections):
 
     @classmethod
     def connect(
-        cls, *, url: str | None, path: str | None, api_key: str | None = None, prefix: str = "rag"
+        cls,
+        *,
+        url: str | None,
+        path: str | None,
+        api_key: str | None = None,
+        prefix: str = "rag",
+        quantization: str = "none",
     ) -> QdrantVectorStore:
         if url:
-            return cls(QdrantClient(url=url, api_key=api_key, timeout=10), prefix=prefix)
-        return cls(QdrantClient(path=path), prefix=prefix)
+            return cls(QdrantClient(url=url, api_key=api_key, timeout=10), prefix=prefix, quantization=quantization)
+        return cls(QdrantClient(path=path), prefix=prefix, quantization=quantization)
 
     @classmethod
-    def in_memory(cls, prefix: str = "rag") -> QdrantVectorStore:
-        return cls(QdrantClient(location=":memory:"), prefix=prefix)
+    def in_memory(cls, prefix: str = "rag", quantization: str = "none") -> QdrantVectorStore:
+        return cls(QdrantClient(location=":memory:"), prefix=prefix, quantization=quantization)
 
     # --- writes --------------------------------------------------------------
     async def upsert(

@@ -28,9 +28,10 @@ T = TypeVar("T")
 class QdrantCollections:
     """A tenant's alias and generations on qdrant-client."""
 
-    def __init__(self, client: QdrantClient, *, prefix: str = "rag") -> None:
+    def __init__(self, client: QdrantClient, *, prefix: str = "rag", quantization: str = "none") -> None:
         self._client = client
         self._prefix = prefix
+        self._quantization = quantization  # "int8": new collections get scalar quantization (RAG_QUANTIZATION)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="qdrant")
         self._known: set[str] = set()
 
@@ -57,8 +58,15 @@ class QdrantCollections:
         meta: dict[str, Any] = {"model": model, "dim": dim}
         if source is not None:
             meta["source"] = source
+        quantization = None
+        if self._quantization == "int8":  # Qdrant searches the int8 copy first and rescores with the originals
+            scalar = models.ScalarQuantizationConfig(type=models.ScalarType.INT8, quantile=0.99, always_ram=True)
+            quantization = models.ScalarQuantization(scalar=scalar)
         self._client.create_collection(
-            name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE), metadata=meta
+            name,
+            vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+            quantization_config=quantization,
+            metadata=meta,
         )
         with warnings.catch_warnings():  # embedded Qdrant warns that it has no use for payload indexes
             warnings.simplefilter("ignore", UserWarning)
