@@ -47,6 +47,7 @@ async def test_an_int8_edge_collection_is_quantized_and_searches_right(tmp_path:
         await store.build_indexes()  # HNSW and the int8 copy (a child process optimizes the shard)
         config = shard_config(tmp_path / "edge", "rag_acme__v1")
         assert config["quantization_config"] == {"scalar": {"type": "int8", "quantile": 0.99, "always_ram": True}}
+        assert config["max_search_threads"] == 1  # kept through the build: searches stay on the store's thread
         assert (await store.current_collection("acme")) is not None
         assert store._open["rag_acme__v1"].shard.info().indexed_vectors_count == 400
         queries = rng.standard_normal((20, DIM)).astype(np.float32)
