@@ -52,5 +52,5 @@ def test_memory_short_reads_memavailable(tmp_path: Path) -> None:
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 24000000 kB\nMemAvailable: 2097152 kB\n")  # 2 GiB
     assert memory_short_mb(10_000, meminfo=str(meminfo)) == 0
-    assert memory_short_mb(1_000_000, meminfo=str(meminfo)) == 5859 + 976 - 2048
+    assert memory_short_mb(1_000_000, meminfo=str(meminfo)) == 12695 - 2048
     assert memory_short_mb(1_000_000, meminfo=str(tmp_path / "missing")) == 0
