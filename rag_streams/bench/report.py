@@ -120,6 +120,7 @@ def plot(result: dict[str, Any], folder: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     stores = sorted((result.get("store") or {}).items(), key=lambda kv: int(kv[0]))
+    stores = [(size, v) for size, v in stores if "query_ms" in v]  # not the scenarios skipped for memory
     for key, label in (("query_ms", "query"), ("filtered_query_ms", "query filtered by doc_id")):
         sizes = [int(s) for s, _ in stores]
         ax.plot(sizes, [v[key].get("p99_ms") for _, v in stores], "o-", label=f"{label} p99")

@@ -10,6 +10,7 @@ import pytest
 
 from rag_streams.bench import BenchOptions
 from rag_streams.bench.offline import memory_short_mb
+from rag_streams.bench.report import plot, table
 from rag_streams.bench.vectors import Clustered, exact_top_k, recall_at_k
 
 
@@ -54,3 +55,15 @@ def test_memory_short_reads_memavailable(tmp_path: Path) -> None:
     assert memory_short_mb(10_000, meminfo=str(meminfo)) == 0
     assert memory_short_mb(1_000_000, meminfo=str(meminfo)) == 12695 - 2048
     assert memory_short_mb(1_000_000, meminfo=str(tmp_path / "missing")) == 0
+
+
+@pytest.mark.filterwarnings("ignore:No artists with labels")  # this result has no freshness or ingest series
+def test_the_report_shows_recall_and_a_skipped_scenario(tmp_path: Path) -> None:
+    measured = {"quantization": "none", "recall_at_10": 0.987, "query_p99_ms": 3.5, "query_ms": {"p50_ms": 1.0}}
+    measured["filtered_query_ms"] = {"p50_ms": 0.5, "p99_ms": 1.5}
+    skipped = {"points": 1_000_000, "quantization": "int8", "skipped_short_mb": 4321}
+    result = {"store": {"100000": measured, "1000000": skipped}}
+    text = table(result)
+    assert "recall@10 vs exact search" in text and "0.987" in text
+    assert "store 1000000 pts int8: skipped" in text and "4,321" in text
+    assert len(plot(result, tmp_path)) == 3  # the latency plot leaves the skipped scenario out
