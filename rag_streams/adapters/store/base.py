@@ -129,9 +129,11 @@ class VectorStore(Collections, Protocol):
 
 
 def hit_vector(vector: Any) -> list[float] | None:
-    """A point's vector as the client returns it (unnamed, or the default of named vectors)."""
+    """A point's vector as the client returns it (unnamed, or the default of named vectors): both
+    clients build a fresh list of Python floats, kept as it is (copying 5 hits x 384 floats cost
+    65 us a search)."""
     vector = vector.get("") if isinstance(vector, dict) else vector
-    return [float(x) for x in vector] if isinstance(vector, list) else None
+    return vector if isinstance(vector, list) else None
 
 
 #: payload keys that are the same for every version of a chunk slot whose text is unchanged

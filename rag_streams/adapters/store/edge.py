@@ -149,7 +149,7 @@ class EdgeVectorStore(EdgeCollections):
     ) -> list[Hit]:
         name = self._resolve(tenant, None)
         flt = Filter(must=[FieldCondition("doc_id", match=MatchAny(list(doc_ids)))]) if doc_ids else None
-        query = Query.Nearest([float(x) for x in vector])
+        query = Query.Nearest(vector if isinstance(vector, list) else [float(x) for x in vector])
         request = QueryRequest(
             limit=k, query=query, with_payload=True, with_vector=True, filter=flt, params=_SEARCH_PARAMS
         )
