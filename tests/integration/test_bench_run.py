@@ -52,6 +52,7 @@ def test_quick_bench_measures_every_figure_and_writes_json_and_plots(tmp_path: P
     assert http["cold"]["n"] == http["cached"]["n"] == http["questions"]
     assert list(r["store"]) == ["10000"] and r["store"]["10000"]["points"] == 10_000
     assert r["store"]["10000"]["query_p99_ms"] > 0 and r["store"]["10000"]["cleanup_ms"]["n"] == 10
+    assert 0.0 <= r["store"]["10000"]["recall_at_10"] <= 1.0 and r["store"]["10000"]["quantization"] == "none"
     assert r["worker"]["peak_rss_mb"] >= r["worker"]["rss_mb"] > 0
     assert r["machine"]["cores"] and r["versions"]["faust-streaming"] != "not installed"
     assert sorted(p.name for p in plots.iterdir()) == ["freshness_cdf.png", "query_latency.png", "throughput.png"]

@@ -12,6 +12,7 @@ from rag_streams.bench import BenchOptions
 from rag_streams.bench.offline import memory_short_mb
 from rag_streams.bench.report import plot, table
 from rag_streams.bench.vectors import Clustered, exact_top_k, recall_at_k
+from rag_streams.cli import build_parser
 
 
 def test_recall_counts_the_exact_top_k_found() -> None:
@@ -44,6 +45,7 @@ def test_clustered_vectors_are_unit_and_clustered() -> None:
 
 
 def test_the_full_bench_takes_1m_int8_unless_capped() -> None:
+    assert build_parser().parse_args(["bench", "--max-points", "100000"]).max_points == 100_000
     assert BenchOptions().store_scenarios == ((10_000, "none"), (100_000, "none"), (1_000_000, "int8"))
     assert BenchOptions(max_points=100_000).store_sizes == (10_000, 100_000)
     assert BenchOptions(quick=True).store_scenarios == ((10_000, "none"),)
