@@ -90,8 +90,8 @@ def _payload(c: Chunk, model: str) -> dict[str, Any]:
 
 def memory_short_mb(size: int, dim: int = 384, meminfo: str = "/proc/meminfo") -> int:
     """MiB the store scenario at ``size`` points lacks (0: enough), against MemAvailable (0 where that
-    cannot be read). Measured at 1M x 384 int8: the bench process 4.5 GiB (its float32 copy for exact
-    search and the live store), the index build's child 8+ GiB; so 8x the float32 vectors + 1 KiB a point."""
+    cannot be read). Measured at 1M x 384 int8: the bench process 4.7 GiB (its float32 copy for exact
+    search and the live store), the index build's child 8.0 GiB; so 8x the float32 vectors + 1 KiB a point."""
     try:
         lines = Path(meminfo).read_text().splitlines()
         available_kb = next(int(ln.split()[1]) for ln in lines if ln.startswith("MemAvailable:"))
