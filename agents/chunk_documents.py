@@ -16,6 +16,7 @@ from rag_streams.rules.records import (
     REPAIR_HEADERS,
     RawDocument,
     doc_key,
+    is_bulk,
     is_repair,
     parse_key,
     tombstone_delete,
@@ -42,7 +43,7 @@ def decode_raw(key: bytes | None, value: bytes | None, *, max_bytes: int) -> Raw
 def register(p: Pipeline) -> Any:
     runtime, settings, services = p.runtime(STAGE), p.settings, p.services
     accepted = accepted_versions(p)
-    latest_topic, chunks_topic = p.topic("latest"), p.topic("chunks")
+    latest_topic, chunks_topic, bulk_topic = p.topic("latest"), p.topic("chunks"), p.topic("chunks_bulk")
 
     async def decode(event: Any) -> tuple[RawDocument | None, DocState | None]:
         """The document (a delete for a Kafka tombstone; None: nothing live to delete) and its state."""
@@ -80,17 +81,20 @@ def register(p: Pipeline) -> Any:
         stage_tracing.annotate(event, doc, chunks=len(chunks))
         partition, key = event.message.partition, doc.key.encode()
         headers = REPAIR_HEADERS if repair else None
+        lane = "bulk" if is_bulk(event.message.headers) else "interactive"
+        out_topic = bulk_topic if lane == "bulk" else chunks_topic
         async with runtime.emit(event):  # the sends and the version they record: one transaction
             if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
                 deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None
                 value = None if doc.op == DELETE else RAW.single_object(event.message.value, doc)
                 await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
             for chunk in chunks:
-                await chunks_topic.send(
+                await out_topic.send(
                     key=key, value=CHUNK.encode(chunk), partition=partition, headers=tracing.inject(headers)
                 )
             if verdict is Verdict.APPLY:
                 accepted[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
+        metrics.tenant_chunks_queued_total.labels(doc.tenant_id, lane).inc(len(chunks))
         if verdict is Verdict.APPLY:
             runtime.observe(doc.produced_at)
 

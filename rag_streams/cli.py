@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--tenant", required=True)
     pub.add_argument("--version", type=int, default=None, help="document version (default: a monotonic clock)")
     add_pacing_arguments(pub, "documents sent")
+    pub.add_argument(
+        "--bulk",
+        action="store_true",
+        help="through the bulk lane: embedded only while other updates leave the model idle (docs/multitenancy.md)",
+    )
     pub.add_argument("paths", nargs="+", type=Path)
 
     d = sub.add_parser("delete", help="publish a DELETE of a document")
@@ -145,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the results as JSON")
     b.add_argument("--plot", type=Path, default=None, metavar="DIR", help="draw PNG plots into DIR (matplotlib)")
     b.add_argument("--corpus", type=Path, default=None, metavar="DIR", help="text files to use instead of the default")
+    b.add_argument(
+        "--fairness-lane",
+        choices=("bulk", "interactive"),
+        default="bulk",
+        help="how the noisy neighbour publishes its bulk load (interactive: the figure without the bulk lane)",
+    )
     from rag_streams.commands.plan import add_arguments as plan_arguments
 
     plan_arguments(sub.add_parser("plan", help="capacity plan for many tenants: partitions, memory, disk, nodes, p99"))
@@ -189,7 +200,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return run_worker(settings, roles, serve_api=args.command == "serve" or "index" in roles)
     if args.command == "publish":
         pacer = pacer_of(args, settings.window_timezone)
-        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version, pacer))
+        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version, pacer, bulk=args.bulk))
     if args.command == "delete":
         return asyncio.run(commands.delete(settings, args.tenant, args.doc_id, args.version))
     if args.command == "search":
@@ -226,7 +237,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if args.command == "bench":
         from rag_streams.bench import BenchOptions, run_bench
 
-        return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus))
+        return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus, args.fairness_lane))
     if args.command == "plan":
         from rag_streams.commands.plan import run_plan
 

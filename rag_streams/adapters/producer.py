@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from rag_streams.adapters.codecs import RAW, configure
 from rag_streams.observability import tracing
 from rag_streams.pipeline.topics import TopicNames, max_message_bytes
-from rag_streams.rules.records import DELETE, UPSERT, RawDocument, validate_raw
+from rag_streams.rules.records import BULK_HEADERS, DELETE, UPSERT, RawDocument, validate_raw
 from rag_streams.settings import Settings, load_settings
 
 __all__ = ["DocumentProducer", "next_version"]
@@ -85,8 +85,10 @@ class DocumentProducer:
         *,
         source: str = "",
         content_type: str = "text/plain",
+        bulk: bool = False,
     ) -> int:
-        """Publish a document version; returns the version (a monotonic clock when not given)."""
+        """Publish a document version; returns the version (a monotonic clock when not given).
+        ``bulk``: through the bulk lane (embedded when interactive updates leave the model idle)."""
         doc = RawDocument(
             tenant_id=tenant,
             doc_id=doc_id,
@@ -98,7 +100,7 @@ class DocumentProducer:
             metadata=dict(metadata or {}),
             produced_at=int(time.time() * 1000),
         )
-        return (await self.send(doc)).version
+        return (await self.send(doc, headers=BULK_HEADERS if bulk else None)).version
 
     async def delete(self, tenant: str, doc_id: str, version: int | None = None) -> int:
         doc = RawDocument(

@@ -16,6 +16,7 @@ class TopicNames:
     raw: str
     latest: str
     chunks: str
+    chunks_bulk: str  #: the bulk lane: chunks of documents published with ``publish --bulk``, reindex replays
     embeddings: str
     deadletter: str
 
@@ -25,6 +26,7 @@ class TopicNames:
             raw=f"{prefix}.documents.raw",
             latest=f"{prefix}.documents.latest",
             chunks=f"{prefix}.documents.chunks",
+            chunks_bulk=f"{prefix}.documents.chunks.bulk",
             embeddings=f"{prefix}.embeddings.upserts",
             deadletter=f"{prefix}.deadletter",
         )
