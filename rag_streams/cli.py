@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument(
         "--bulk",
         action="store_true",
-        help="through the bulk lane: embedded only while other updates leave the model idle (docs/multitenancy.md)",
+        help="to the bulk lane ({prefix}.documents.raw.bulk): embedded while updates leave the model idle",
     )
     pub.add_argument("paths", nargs="+", type=Path)
 

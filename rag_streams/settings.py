@@ -107,9 +107,9 @@ class Settings:
     )
     bulk_embed_batch: int = _env(
         "RAG_BULK_EMBED_BATCH",
-        "chunks per model batch of the bulk lane (documents published with `publish --bulk` and reindex"
-        " replays, topic {prefix}.documents.chunks.bulk). The bulk lane embeds only while the interactive"
-        " lane has nothing to embed, a batch at a time, so an update waits at most one bulk batch",
+        "chunks per model batch of the bulk lane (documents published with `publish --bulk` to"
+        " {prefix}.documents.raw.bulk). The bulk lane embeds only while the interactive lane has nothing"
+        " to embed, a batch at a time, so an update waits for at most one bulk batch",
         default=4,
     )
     commit_interval_s: float = _env(

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from rag_streams.adapters.codecs import RAW, configure
 from rag_streams.observability import tracing
 from rag_streams.pipeline.topics import TopicNames, max_message_bytes
-from rag_streams.rules.records import BULK_HEADERS, DELETE, UPSERT, RawDocument, validate_raw
+from rag_streams.rules.records import DELETE, UPSERT, RawDocument, validate_raw
 from rag_streams.settings import Settings, load_settings
 
 __all__ = ["DocumentProducer", "next_version"]
@@ -36,7 +36,8 @@ class DocumentProducer:
     def __init__(self, settings: Settings | None = None, **producer_options: Any) -> None:
         self.settings = settings or load_settings()
         configure(self.settings)  # the fingerprint byte order this process writes (RAG_AVRO_FINGERPRINT)
-        self.topic = TopicNames.for_prefix(self.settings.topic_prefix).raw
+        names = TopicNames.for_prefix(self.settings.topic_prefix)
+        self.topic, self.bulk_topic = names.raw, names.raw_bulk
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             enable_idempotence=True,
@@ -61,11 +62,16 @@ class DocumentProducer:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send(self, doc: RawDocument, *, headers: list[tuple[str, bytes]] | None = None) -> RawDocument:
+    async def send(
+        self, doc: RawDocument, *, headers: list[tuple[str, bytes]] | None = None, bulk: bool = False
+    ) -> RawDocument:
+        """Publish a document; ``bulk``: to the bulk lane's raw topic (embedded while interactive updates
+        leave the model idle: docs/multitenancy.md, Fairness)."""
         doc = validate_raw(doc, max_bytes=self.settings.max_doc_bytes)
-        with tracing.publishing(self.topic, doc):  # traced: the record carries the span's traceparent
+        topic = self.bulk_topic if bulk else self.topic
+        with tracing.publishing(topic, doc):  # traced: the record carries the span's traceparent
             value, key = RAW.encode(doc), doc.key.encode()
-            await self._producer.send_and_wait(self.topic, value, key=key, headers=tracing.inject(headers))
+            await self._producer.send_and_wait(topic, value, key=key, headers=tracing.inject(headers))
         return doc
 
     async def send_raw(
@@ -100,7 +106,7 @@ class DocumentProducer:
             metadata=dict(metadata or {}),
             produced_at=int(time.time() * 1000),
         )
-        return (await self.send(doc, headers=BULK_HEADERS if bulk else None)).version
+        return (await self.send(doc, bulk=bulk)).version
 
     async def delete(self, tenant: str, doc_id: str, version: int | None = None) -> int:
         doc = RawDocument(

@@ -45,8 +45,8 @@ class Pipeline:
     agents: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, name: str) -> Any:
-        """The topic of a TopicNames field (``raw``, ``latest``, ``chunks``, ``chunks_bulk``, ``embeddings``,
-        ``deadletter``)."""
+        """The topic of a TopicNames field (``raw``, ``raw_bulk``, ``latest``, ``chunks``, ``chunks_bulk``,
+        ``embeddings``, ``deadletter``)."""
         return self.topics[name]
 
     def runtime(self, role: str) -> StageRuntime:
@@ -82,7 +82,7 @@ def create_app(
         services=services or Services(settings),
         roles=roles,
     )
-    for name in ("raw", "latest", "chunks", "chunks_bulk", "embeddings", "deadletter"):
+    for name in ("raw", "raw_bulk", "latest", "chunks", "chunks_bulk", "embeddings", "deadletter"):
         # raw bytes in and out: agents decode themselves so bad input can be dead-lettered
         p.topics[name] = p.app.topic(
             getattr(p.names, name),

@@ -1,18 +1,19 @@
 """Two lanes into one stage: interactive updates first, the bulk lane in what is left.
 
-A tenant bulk-loading a corpus (``publish --bulk``, a reindex replay) would otherwise put every
-other tenant's update behind its backlog: one partition is consumed in order. Its chunks go to a
-topic of their own (``{prefix}.documents.chunks.bulk``), which the embed stage consumes with a
-second agent; the two agents' batches take turns through one :class:`LaneGate`:
+A tenant bulk-loading a corpus would otherwise put every other tenant's update behind its backlog:
+a partition is consumed in order. Bulk loads (``publish --bulk``) go to topics of their own
+(``{prefix}.documents.raw.bulk``, then ``{prefix}.documents.chunks.bulk``), which the chunk and
+embed stages consume with a second agent each; in each stage the two agents take turns through
+one :class:`LaneGate`:
 
-- a batch of the interactive lane runs as soon as the batch in progress ends;
-- a bulk batch starts only when no interactive batch is waiting, and is small
+- work of the interactive lane runs as soon as the batch (event) in progress ends;
+- bulk work starts only when no interactive work is waiting, and bulk batches are small
   (``RAG_BULK_EMBED_BATCH``), so an update waits for at most one of them.
 
-One batch at a time also keeps the stage's decisions serial: each batch plans from the tables the
-previous one wrote, whichever lane it came from. Both lanes of a partition commit in one transaction
-(the bulk topic is in its interactive topic's transaction group), so a decision never rests on a
-table row that a crash could roll back without rolling back the decision too.
+One batch at a time also keeps a stage's decisions serial: each plans from the tables the previous
+one wrote, whichever lane it came from. Both lanes of a partition commit in one transaction (a bulk
+topic is in its interactive topic's transaction group, like the two source topics of one Kafka
+Streams task), so no decision rests on a table row a crash could roll back without it.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ GRAPH: tuple[StageSpec, ...] = (
         ("latest", "chunks", "chunks_bulk", "deadletter"),
         (ACCEPTED_VERSIONS,),
         "rag_streams.agents.chunk_documents",
+        bulk_input="raw_bulk",
     ),
     StageSpec(
         "embed",

@@ -11,9 +11,7 @@ from typing import Any
 from rag_streams.errors import BadInput
 
 __all__ = [
-    "BULK_HEADERS",
     "DELETE",
-    "LANE_HEADER",
     "REPAIR_HEADERS",
     "UPSERT",
     "Chunk",
@@ -23,7 +21,6 @@ __all__ = [
     "check_doc_id",
     "check_version",
     "doc_key",
-    "is_bulk",
     "is_repair",
     "validate_raw",
 ]
@@ -42,25 +39,10 @@ REPAIR_HEADERS = [(REPAIR_HEADER, b"1")]
 DELETED_VERSION_HEADER = "rag-deleted-version"
 
 
-#: Kafka header of a raw document for the bulk lane (``publish --bulk``, reindex replays): its chunks
-#: are embedded only while the interactive lane has nothing to embed (docs/multitenancy.md)
-LANE_HEADER = "rag-lane"
-BULK_HEADERS = [(LANE_HEADER, b"bulk")]
-
-
-def _has(headers: Any, key: str, value: bytes) -> bool:
-    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    return any(k == key and v == value for k, v in pairs)
-
-
 def is_repair(headers: Any) -> bool:
     """Whether a message's headers (a list of pairs or a mapping) mark a repair replay."""
-    return _has(headers, REPAIR_HEADER, b"1")
-
-
-def is_bulk(headers: Any) -> bool:
-    """Whether a raw message's headers send it through the bulk lane."""
-    return _has(headers, LANE_HEADER, b"bulk")
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return any(k == REPAIR_HEADER and v == b"1" for k, v in pairs)
 
 
 def doc_key(tenant_id: str, doc_id: str) -> str:

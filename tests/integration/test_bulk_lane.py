@@ -68,6 +68,12 @@ async def test_updates_overtake_a_bulk_load_and_both_lanes_stay_exactly_once(pip
     assert [k for k, n in embed_keys.items() if n > 1] == []
     lanes = {
         topic: {r.key.split(b"/")[0].decode() for r in await pipeline.read_topic(topic)}
-        for topic in (pipeline.topics.chunks, pipeline.topics.chunks_bulk)
+        for topic in (
+            pipeline.topics.raw,
+            pipeline.topics.raw_bulk,
+            pipeline.topics.chunks,
+            pipeline.topics.chunks_bulk,
+        )
     }
-    assert lanes == {pipeline.topics.chunks: {VICTIM}, pipeline.topics.chunks_bulk: {BULK}}
+    names = pipeline.topics
+    assert lanes == {names.raw: {VICTIM}, names.raw_bulk: {BULK}, names.chunks: {VICTIM}, names.chunks_bulk: {BULK}}
