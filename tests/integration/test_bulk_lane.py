@@ -19,11 +19,11 @@ import pytest
 pytestmark = pytest.mark.integration
 
 BULK, VICTIM = "big", "small"
-BULK_DOCS = 40
+BULK_DOCS = 30
 
 
 def bulk_text(i: int) -> str:
-    return f"Bulk document {i}. " + " ".join(f"b{(i * 31 + j) % 997}" for j in range(1400))
+    return f"Bulk document {i}. " + " ".join(f"b{(i * 31 + j) % 997}" for j in range(600))
 
 
 async def stored_chunks(pipeline: Any, tenant: str) -> int:
