@@ -1,4 +1,8 @@
-"""chunk: raw documents -> version check -> latest (compacted) -> chunks."""
+"""chunk: raw documents -> version check -> latest (compacted) -> chunks.
+
+Two agents, one per lane (rag_streams.pipeline.lanes): the raw topic's documents go to the chunks
+topic, the bulk raw topic's (``publish --bulk``) to the bulk chunks topic; one event at a time
+between them, the interactive lane first, with one table of accepted versions."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from rag_streams.adapters.codecs import CHUNK, RAW
 from rag_streams.errors import BadInput, retry_transient
 from rag_streams.observability import metrics, stage_tracing, tracing
+from rag_streams.pipeline.lanes import LaneGate
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import (
     DELETE,
@@ -42,7 +47,9 @@ def decode_raw(key: bytes | None, value: bytes | None, *, max_bytes: int) -> Raw
 def register(p: Pipeline) -> Any:
     runtime, settings, services = p.runtime(STAGE), p.settings, p.services
     accepted = accepted_versions(p)
-    latest_topic, chunks_topic = p.topic("latest"), p.topic("chunks")
+    latest_topic = p.topic("latest")
+    lanes = {"interactive": p.topic("chunks"), "bulk": p.topic("chunks_bulk")}  # lane -> where its chunks go
+    gate = LaneGate()
 
     async def decode(event: Any) -> tuple[RawDocument | None, DocState | None]:
         """The document (a delete for a Kafka tombstone; None: nothing live to delete) and its state."""
@@ -59,7 +66,14 @@ def register(p: Pipeline) -> Any:
         doc = decode_raw(key, event.message.value, max_bytes=settings.max_doc_bytes)
         return doc, DocState.from_json(accepted.get(doc.key))
 
-    async def handle(event: Any) -> None:
+    async def handle(event: Any, lane: str = "interactive") -> None:
+        async with gate.turn(bulk=lane == "bulk"):
+            await chunk_event(event, lane)
+
+    async def handle_bulk(event: Any) -> None:
+        await handle(event, "bulk")
+
+    async def chunk_event(event: Any, lane: str) -> None:
         doc, state = await decode(event)
         if doc is None:
             return
@@ -86,11 +100,12 @@ def register(p: Pipeline) -> Any:
                 value = None if doc.op == DELETE else RAW.single_object(event.message.value, doc)
                 await latest_topic.send(key=key, value=value, partition=partition, headers=deleted)
             for chunk in chunks:
-                await chunks_topic.send(
+                await lanes[lane].send(
                     key=key, value=CHUNK.encode(chunk), partition=partition, headers=tracing.inject(headers)
                 )
             if verdict is Verdict.APPLY:
                 accepted[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
+        metrics.tenant_chunks_queued_total.labels(doc.tenant_id, lane).inc(len(chunks))
         if verdict is Verdict.APPLY:
             runtime.observe(doc.produced_at)
 
@@ -99,5 +114,9 @@ def register(p: Pipeline) -> Any:
     @app.agent(p.topic("raw"), name=f"{__name__}.chunk_documents")
     async def chunk_documents(stream: Any) -> None:
         await runtime.each(stream, handle)
+
+    @app.agent(p.topic("raw_bulk"), name=f"{__name__}.chunk_bulk_documents")
+    async def chunk_bulk_documents(stream: Any) -> None:
+        await runtime.each(stream, handle_bulk)
 
     return chunk_documents

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING
 from rag_streams.adapters.embedding import Embedder
 from rag_streams.observability import metrics, stage_tracing, tracing
 from rag_streams.pipeline.embed_model import embed_isolating
+from rag_streams.pipeline.lanes import LaneGate
 from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
 from rag_streams.tables.versions import embedded_docs, embedded_slots
@@ -36,8 +38,16 @@ def register(p: Pipeline) -> Any:
     slots, docs = embedded_slots(p), embedded_docs(p)
     embeddings_topic = p.topic("embeddings")
 
-    async def handle_batch(events: list[Any]) -> None:
+    gate = LaneGate()  # one batch at a time, the interactive lane first (rag_streams.pipeline.lanes)
+
+    async def handle_batch(events: list[Any], lane: str = "interactive") -> None:
+        async with gate.turn(bulk=lane == "bulk"):
+            await embed_batch(events, lane)
+
+    async def embed_batch(events: list[Any], lane: str) -> None:
         decoded = await runtime.decoded(events, lambda e: CHUNK.decode(e.message.value))
+        for tenant, count in Counter(c.tenant_id for _, c in decoded).items():
+            metrics.tenant_chunks_embedded_total.labels(tenant, lane).inc(count)
         chunks = [c for _, c in decoded]
         repairs = [is_repair(e.message.headers) for e, _ in decoded]
         plan = plan_embeddings(
@@ -93,5 +103,12 @@ def register(p: Pipeline) -> Any:
     @app.agent(p.topic("chunks"), name=f"{__name__}.embed_chunks")
     async def embed_chunks(stream: Any) -> None:
         await runtime.batches(stream, handle_batch)
+
+    async def handle_bulk_batch(events: list[Any]) -> None:
+        await handle_batch(events, "bulk")
+
+    @app.agent(p.topic("chunks_bulk"), name=f"{__name__}.embed_bulk_chunks")
+    async def embed_bulk_chunks(stream: Any) -> None:
+        await runtime.batches(stream, handle_bulk_batch, size=p.settings.bulk_embed_batch)
 
     return embed_chunks

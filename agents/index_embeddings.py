@@ -77,6 +77,7 @@ def register(p: Pipeline) -> Any:
                     slots[slot_key(item)] = plan.slots[slot_key(item)]
             if (latency := runtime.observe(item.produced_at, now=now)) is not None:
                 metrics.freshness_seconds.observe(latency)
+                metrics.tenant_freshness_seconds.labels(item.tenant_id).observe(latency)
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         for tenant, count in sorted(Counter(item.tenant_id for item in items).items()):
             extra = {"stage": STAGE, "tenant": tenant, "duration_ms": duration_ms}

@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--tenant", required=True)
     pub.add_argument("--version", type=int, default=None, help="document version (default: a monotonic clock)")
     add_pacing_arguments(pub, "documents sent")
+    pub.add_argument(
+        "--bulk",
+        action="store_true",
+        help="to the bulk lane ({prefix}.documents.raw.bulk): embedded while updates leave the model idle",
+    )
     pub.add_argument("paths", nargs="+", type=Path)
 
     d = sub.add_parser("delete", help="publish a DELETE of a document")
@@ -153,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="skip the embedded-store scenarios above N points (the full bench's 1M int8 one took 15 min and"
         " 13 GiB on 2 shared cores: load 6 min, HNSW build 9 min)",
     )
+    b.add_argument(
+        "--fairness-lane",
+        choices=("bulk", "interactive"),
+        default="bulk",
+        help="how the noisy neighbour publishes its bulk load (interactive: the figure without the bulk lane)",
+    )
     from rag_streams.commands.plan import add_arguments as plan_arguments
 
     plan_arguments(sub.add_parser("plan", help="capacity plan for many tenants: partitions, memory, disk, nodes, p99"))
@@ -197,7 +208,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
         return run_worker(settings, roles, serve_api=args.command == "serve" or "index" in roles)
     if args.command == "publish":
         pacer = pacer_of(args, settings.window_timezone)
-        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version, pacer))
+        return asyncio.run(commands.publish(settings, args.tenant, args.paths, args.version, pacer, bulk=args.bulk))
     if args.command == "delete":
         return asyncio.run(commands.delete(settings, args.tenant, args.doc_id, args.version))
     if args.command == "search":
@@ -234,7 +245,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int | None:
     if args.command == "bench":
         from rag_streams.bench import BenchOptions, run_bench
 
-        return run_bench(settings, BenchOptions(args.quick, args.json, args.plot, args.corpus, args.max_points))
+        options = BenchOptions(args.quick, args.json, args.plot, args.corpus, args.max_points, args.fairness_lane)
+        return run_bench(settings, options)
     if args.command == "plan":
         from rag_streams.commands.plan import run_plan
 

@@ -111,6 +111,13 @@ class Settings:
         " batch ran fills the next at once, so a short tick costs no batch size under load",
         default=0.02,
     )
+    bulk_embed_batch: int = _env(
+        "RAG_BULK_EMBED_BATCH",
+        "chunks per model batch of the bulk lane (documents published with `publish --bulk` to"
+        " {prefix}.documents.raw.bulk). The bulk lane embeds only while the interactive lane has nothing"
+        " to embed, a batch at a time, so an update waits for at most one bulk batch",
+        default=4,
+    )
     commit_interval_s: float = _env(
         "RAG_COMMIT_INTERVAL_S",
         "seconds between Faust's offset commits; under exactly_once each commit ends the open Kafka"

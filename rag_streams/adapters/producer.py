@@ -36,7 +36,8 @@ class DocumentProducer:
     def __init__(self, settings: Settings | None = None, **producer_options: Any) -> None:
         self.settings = settings or load_settings()
         configure(self.settings)  # the fingerprint byte order this process writes (RAG_AVRO_FINGERPRINT)
-        self.topic = TopicNames.for_prefix(self.settings.topic_prefix).raw
+        names = TopicNames.for_prefix(self.settings.topic_prefix)
+        self.topic, self.bulk_topic = names.raw, names.raw_bulk
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.kafka_bootstrap,
             enable_idempotence=True,
@@ -61,11 +62,16 @@ class DocumentProducer:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send(self, doc: RawDocument, *, headers: list[tuple[str, bytes]] | None = None) -> RawDocument:
+    async def send(
+        self, doc: RawDocument, *, headers: list[tuple[str, bytes]] | None = None, bulk: bool = False
+    ) -> RawDocument:
+        """Publish a document; ``bulk``: to the bulk lane's raw topic (embedded while interactive updates
+        leave the model idle: docs/multitenancy.md, Fairness)."""
         doc = validate_raw(doc, max_bytes=self.settings.max_doc_bytes)
-        with tracing.publishing(self.topic, doc):  # traced: the record carries the span's traceparent
+        topic = self.bulk_topic if bulk else self.topic
+        with tracing.publishing(topic, doc):  # traced: the record carries the span's traceparent
             value, key = RAW.encode(doc), doc.key.encode()
-            await self._producer.send_and_wait(self.topic, value, key=key, headers=tracing.inject(headers))
+            await self._producer.send_and_wait(topic, value, key=key, headers=tracing.inject(headers))
         return doc
 
     async def send_raw(
@@ -85,8 +91,10 @@ class DocumentProducer:
         *,
         source: str = "",
         content_type: str = "text/plain",
+        bulk: bool = False,
     ) -> int:
-        """Publish a document version; returns the version (a monotonic clock when not given)."""
+        """Publish a document version; returns the version (a monotonic clock when not given).
+        ``bulk``: through the bulk lane (embedded when interactive updates leave the model idle)."""
         doc = RawDocument(
             tenant_id=tenant,
             doc_id=doc_id,
@@ -98,7 +106,7 @@ class DocumentProducer:
             metadata=dict(metadata or {}),
             produced_at=int(time.time() * 1000),
         )
-        return (await self.send(doc)).version
+        return (await self.send(doc, bulk=bulk)).version
 
     async def delete(self, tenant: str, doc_id: str, version: int | None = None) -> int:
         doc = RawDocument(

@@ -32,6 +32,8 @@ class BenchOptions:
     corpus_dir: Path | None = None
     #: the store scenarios' largest size (None: all; the 1M one took 15 min and 13 GiB on 2 shared cores)
     max_points: int | None = None
+    #: the noisy neighbour's lane: ``bulk`` (``publish --bulk``) or ``interactive`` (the figure without the lane)
+    fairness_lane: str = "bulk"
 
     @property
     def target_chunks(self) -> int:
@@ -73,6 +75,7 @@ async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict
     from rag_streams.adapters.producer import DocumentProducer
     from rag_streams.bench import offline
     from rag_streams.bench.corpus import Document, corpus_from_dir, installed_descriptions
+    from rag_streams.bench.fairness import noisy_neighbour
     from rag_streams.bench.online import Online
     from rag_streams.bench.stack import Stack
     from rag_streams.bench.stats import machine, memory_mb, percentiles, versions
@@ -166,6 +169,16 @@ async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict
                 "idle": percentiles(idle),
                 "loaded": {**percentiles(raw["freshness_loaded_s"]), **loaded},
             }
+            _say(f"noisy neighbour: {len(chunks)} chunks bulk-loaded ({options.fairness_lane} lane), probes ...")
+            fair, raw["freshness_victim_s"] = await noisy_neighbour(
+                run,
+                [Document(f"bulk/{d.doc_id}", d.text) for d in docs],
+                len(chunks),
+                max(20, options.freshness_samples),
+                float(result["freshness"]["idle"]["p99_s"]),
+                lane=options.fairness_lane,
+            )
+            result["fairness"] = fair
             assert stack.worker is not None
             memory = memory_mb(stack.worker.pid)
             result["worker"] = {"peak_rss_mb": memory.get("peak_rss"), **{f"{k}_mb": v for k, v in memory.items()}}

@@ -41,6 +41,9 @@ ROWS: list[tuple[str, str, str]] = [
     ("freshness idle p99", "freshness.idle.p99_s", "s"),
     ("freshness 50% load p50", "freshness.loaded.p50_s", "s"),
     ("freshness 50% load p99", "freshness.loaded.p99_s", "s"),
+    ("noisy neighbour: victim p99", "fairness.victim_freshness_p99_s", "s"),
+    ("  ratio to idle p99", "fairness.ratio_to_idle", "x"),
+    ("  bulk load embedded at", "fairness.bulk_chunks_per_s", "chunks/s"),
     ("re-ingest unchanged", "reingest.unchanged.seconds", "s"),
     ("  faster than first ingest", "reingest.unchanged.ratio", "x"),
     ("re-ingest 5% edited", "reingest.edited.seconds", "s"),
@@ -96,7 +99,7 @@ def plot(result: dict[str, Any], folder: Path) -> list[Path]:
     raw = result.get("raw", {})
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name in ("idle", "loaded"):
+    for name in ("idle", "loaded", "victim"):
         xs = sorted(raw.get(f"freshness_{name}_s", []))
         if xs:
             ax.step(xs, [(i + 1) / len(xs) for i in range(len(xs))], where="post", label=name)

@@ -66,7 +66,13 @@ def collect_files(paths: list[Path]) -> list[tuple[str, Path]]:
 
 
 async def publish(
-    settings: Settings, tenant: str, paths: list[Path], version: int | None, pacer: Pacer | None = None
+    settings: Settings,
+    tenant: str,
+    paths: list[Path],
+    version: int | None,
+    pacer: Pacer | None = None,
+    *,
+    bulk: bool = False,
 ) -> int:
     files = collect_files(paths)
     failures = 0
@@ -76,7 +82,9 @@ async def publish(
                 await pacer.acquire()
             try:
                 text = path.read_bytes().decode("utf-8")
-                await producer.upsert(tenant, doc_id, text, version, source=str(path), metadata={"path": doc_id})
+                await producer.upsert(
+                    tenant, doc_id, text, version, source=str(path), metadata={"path": doc_id}, bulk=bulk
+                )
             except (UnicodeDecodeError, ValueError, BadInput) as exc:  # BadInput: the doc_id rule, a size
                 failures += 1
                 tqdm.write(f"rag-streams: skipped {path}: {exc}", file=sys.stderr)

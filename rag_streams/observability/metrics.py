@@ -24,6 +24,27 @@ freshness_seconds = Histogram(
     buckets=(0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30, 60, 120),
     registry=REGISTRY,
 )
+tenant_freshness_seconds = Histogram(
+    "rag_tenant_freshness_seconds",
+    "Produce -> searchable per tenant (as rag_freshness_seconds): whether one tenant's bulk load holds"
+    " back another's updates.",
+    ["tenant"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 120),
+    registry=REGISTRY,
+)
+tenant_chunks_queued_total = Counter(
+    "rag_tenant_chunks_queued_total",
+    "Chunks the chunk stage queued for embedding, per tenant and lane (interactive | bulk). Minus"
+    " rag_tenant_chunks_embedded_total: the tenant's backlog (recording rule rag:tenant_backlog_chunks).",
+    ["tenant", "lane"],
+    registry=REGISTRY,
+)
+tenant_chunks_embedded_total = Counter(
+    "rag_tenant_chunks_embedded_total",
+    "Chunks the embed stage handled (embedded, reused, forwarded or dropped), per tenant and lane.",
+    ["tenant", "lane"],
+    registry=REGISTRY,
+)
 vectorstore_query_time_seconds = Histogram(
     "rag_vectorstore_query_time_seconds",
     "Vector store search latency.",

@@ -22,7 +22,7 @@ from rag_streams.adapters.services import Services
 from rag_streams.observability import index_health as index_health_monitor
 from rag_streams.observability.diagnostics import log_stall_view
 from rag_streams.pipeline.runtime import StageRuntime
-from rag_streams.pipeline.stages import ROLES, stage
+from rag_streams.pipeline.stages import GRAPH, ROLES, stage
 from rag_streams.pipeline.topics import TopicNames, max_message_bytes
 from rag_streams.settings import Settings
 
@@ -45,7 +45,8 @@ class Pipeline:
     agents: dict[str, Any] = field(default_factory=dict)
 
     def topic(self, name: str) -> Any:
-        """The topic of a TopicNames field (``raw``, ``latest``, ``chunks``, ``embeddings``, ``deadletter``)."""
+        """The topic of a TopicNames field (``raw``, ``raw_bulk``, ``latest``, ``chunks``, ``chunks_bulk``,
+        ``embeddings``, ``deadletter``)."""
         return self.topics[name]
 
     def runtime(self, role: str) -> StageRuntime:
@@ -81,7 +82,7 @@ def create_app(
         services=services or Services(settings),
         roles=roles,
     )
-    for name in ("raw", "latest", "chunks", "embeddings", "deadletter"):
+    for name in ("raw", "raw_bulk", "latest", "chunks", "chunks_bulk", "embeddings", "deadletter"):
         # raw bytes in and out: agents decode themselves so bad input can be dead-lettered
         p.topics[name] = p.app.topic(
             getattr(p.names, name),
@@ -89,6 +90,9 @@ def create_app(
             value_serializer="raw",
             partitions=settings.topic_partitions,
         )
+    for spec in GRAPH:  # a bulk lane commits in its stage's transaction of the same partition
+        if spec.bulk_input is not None:
+            transaction_group(getattr(p.names, spec.bulk_input), getattr(p.names, spec.input))
     p.app.task(_check_processing_guarantee(p))
     if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)
         p.app.timer(10.0)(log_stall_view(p.app))

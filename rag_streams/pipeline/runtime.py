@@ -61,11 +61,13 @@ class StageRuntime:
                     await self.dead_letter(event, exc)
             metrics.messages_processed_total.labels(self.name).inc()
 
-    async def batches(self, stream: Any, handle: Callable[[list[Any]], Awaitable[None]]) -> None:
-        """Handle the stream in batches of up to RAG_EMBED_BATCH events or RAG_EMBED_WINDOW_S.
+    async def batches(
+        self, stream: Any, handle: Callable[[list[Any]], Awaitable[None]], *, size: int | None = None
+    ) -> None:
+        """Handle the stream in batches of up to ``size`` (RAG_EMBED_BATCH) events or RAG_EMBED_WINDOW_S.
         Faust acks a whole batch when it ends: ``handle`` dead-letters its own failures (see
         :meth:`decoded`); a batch cut off is not acked."""
-        size, within = self.settings.embed_batch, self.settings.embed_window_s
+        size, within = size or self.settings.embed_batch, self.settings.embed_window_s
         async for events in stream.take_events(size, within=within):
             with (
                 redelivered_unless_done(self.app.consumer, events),

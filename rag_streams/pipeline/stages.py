@@ -20,11 +20,23 @@ class StageSpec:
     outputs: tuple[str, ...]  #: the topics it writes, in its transactions
     tables: tuple[str, ...]  #: its version tables (changelog partition = input partition)
     agent: str  #: the module of its Faust agent, under rag_streams.agents
+    #: a second input, the bulk lane: consumed by a second agent of the stage, co-partitioned with
+    #: ``input`` and committed in its transactions (one task per partition, as in Kafka Streams)
+    bulk_input: str | None = None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.input,) if self.bulk_input is None else (self.input, self.bulk_input)
 
 
 GRAPH: tuple[StageSpec, ...] = (
     StageSpec(
-        "chunk", "raw", ("latest", "chunks", "deadletter"), (ACCEPTED_VERSIONS,), "rag_streams.agents.chunk_documents"
+        "chunk",
+        "raw",
+        ("latest", "chunks", "chunks_bulk", "deadletter"),
+        (ACCEPTED_VERSIONS,),
+        "rag_streams.agents.chunk_documents",
+        bulk_input="raw_bulk",
     ),
     StageSpec(
         "embed",
@@ -32,6 +44,7 @@ GRAPH: tuple[StageSpec, ...] = (
         ("embeddings", "deadletter"),
         (EMBEDDED_SLOTS, EMBEDDED_DOCS),
         "rag_streams.agents.embed_chunks",
+        bulk_input="chunks_bulk",
     ),
     StageSpec(
         "index",
@@ -57,7 +70,7 @@ def topics_in_flow_order() -> list[str]:
     """Every topic of the graph (TopicNames fields), each once, in flow order."""
     seen: list[str] = []
     for spec in GRAPH:
-        for topic in (spec.input, *spec.outputs):
+        for topic in (*spec.inputs, *spec.outputs):
             if topic not in seen and topic != "deadletter":
                 seen.append(topic)
     return [*seen, "deadletter"]

@@ -14,8 +14,10 @@ __all__ = ["TopicNames", "TopicSpec", "missing_topics", "topic_specs"]
 @dataclass(frozen=True)
 class TopicNames:
     raw: str
+    raw_bulk: str  #: the bulk lane's raw documents: ``publish --bulk``, producers' bulk loads
     latest: str
     chunks: str
+    chunks_bulk: str  #: the bulk lane's chunks
     embeddings: str
     deadletter: str
 
@@ -23,8 +25,10 @@ class TopicNames:
     def for_prefix(cls, prefix: str) -> TopicNames:
         return cls(
             raw=f"{prefix}.documents.raw",
+            raw_bulk=f"{prefix}.documents.raw.bulk",
             latest=f"{prefix}.documents.latest",
             chunks=f"{prefix}.documents.chunks",
+            chunks_bulk=f"{prefix}.documents.chunks.bulk",
             embeddings=f"{prefix}.embeddings.upserts",
             deadletter=f"{prefix}.deadletter",
         )
@@ -46,6 +50,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
     delete = {"cleanup.policy": "delete", **size}
     config = {
         "raw": {**delete, "retention.ms": str(settings.raw_retention_ms)},
+        "raw_bulk": {**delete, "retention.ms": str(settings.raw_retention_ms)},
         "latest": {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", **size},
         "deadletter": {**delete, "retention.ms": str(30 * 24 * 3600 * 1000)},
     }

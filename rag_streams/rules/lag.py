@@ -33,9 +33,9 @@ TP = tuple[str, int]
 
 
 def pipeline_stages(settings: Settings) -> list[tuple[str, str]]:
-    """(stage, topic it consumes), in flow order."""
+    """(stage, topic it consumes), in flow order; a stage with a bulk lane has a row per input."""
     names = TopicNames.for_prefix(settings.topic_prefix)
-    return [(spec.role, getattr(names, spec.input)) for spec in GRAPH]
+    return [(spec.role, getattr(names, topic)) for spec in GRAPH for topic in spec.inputs]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class Sent:
 @pytest.fixture
 def sent(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sent]:
     record = Sent()
-    for topic in (pipeline.topic(t) for t in ("latest", "chunks", "embeddings", "deadletter")):
+    for topic in (pipeline.topic(t) for t in ("latest", "chunks", "chunks_bulk", "embeddings", "deadletter")):
         name = topic.get_topic_name()
 
         async def send(_name: str = name, **kwargs: Any) -> None:

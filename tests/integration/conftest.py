@@ -258,11 +258,12 @@ class Pipeline:
         return proc.returncode or 0, out.decode()
 
     async def committed_chunk_keys(self) -> tuple[Counter[Any], Counter[Any]]:
-        """How often each (doc_id, version, chunk_index, op) is on the chunk and on the embedding
-        topic, as read_committed consumers see them: exactly-once between topics means once."""
+        """How often each (doc_id, version, chunk_index, op) is on the chunk topics (both lanes) and on
+        the embedding topic, as read_committed consumers see them: exactly-once between topics means once."""
         from rag_streams.adapters.codecs import CHUNK, EMBEDDING
 
         chunks = [CHUNK.decode(r.value) for r in await self.read_topic(self.topics.chunks)]
+        chunks += [CHUNK.decode(r.value) for r in await self.read_topic(self.topics.chunks_bulk)]  # the bulk lane
         embeddings = [EMBEDDING.decode(r.value) for r in await self.read_topic(self.topics.embeddings)]
         return (
             Counter((c.doc_id, c.version, c.chunk_index, c.op) for c in chunks),

@@ -75,8 +75,9 @@ def window_opening_in(seconds: float) -> tuple[str, datetime]:
     return f"{start:%H:%M:%S}-{start + timedelta(hours=1):%H:%M:%S}", start
 
 
-async def raw_docs(pipeline: Any, tenant: str) -> list[Any]:
-    docs = [RAW.decode(r.value) for r in await pipeline.read_topic(pipeline.topics.raw)]
+async def raw_docs(pipeline: Any, tenant: str, *, bulk: bool = False) -> list[Any]:
+    topic = pipeline.topics.raw_bulk if bulk else pipeline.topics.raw
+    docs = [RAW.decode(r.value) for r in await pipeline.read_topic(topic)]
     return [d for d in docs if d.tenant_id == tenant]
 
 
@@ -139,6 +140,15 @@ async def test_publish_rate_and_window_send_every_file_once_and_only_inside_the_
     await wait_indexed(pipeline, "windowed", set(notes))
     results = await pipeline.search("windowed", "Note 3 about lighthouses", k=1)
     assert results and results[0]["doc_id"] == "note-03.txt"
+
+    # --bulk: to the bulk lane's raw topic (docs/multitenancy.md, Fairness), indexed like any other
+    notes = write_notes(tmp_path / "bulk", 3, "canals")
+    cli = await Cli.start(pipeline, ["rag-streams", "publish", "--tenant", "bulky", "--bulk", str(tmp_path / "bulk")])
+    code, out = await cli.finish()
+    assert code == 0 and "published 3 document(s) for tenant bulky" in out, out
+    assert sorted(d.doc_id for d in await raw_docs(pipeline, "bulky", bulk=True)) == sorted(notes)
+    assert await raw_docs(pipeline, "bulky") == []
+    await wait_indexed(pipeline, "bulky", set(notes))
 
 
 def some_docs(offset: int) -> dict[str, str]:

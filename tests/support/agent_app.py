@@ -28,6 +28,9 @@ settings = load_settings({**os.environ, **_AGENT_ENV}, dotenv=None)
 pipeline = create_app(settings, http=False)
 app, services, names = pipeline.app, pipeline.services, pipeline.names
 chunk_documents, embed_chunks, index_embeddings = (pipeline.agents[r] for r in ("chunk", "embed", "index"))
+# the bulk lane's agents (rag_streams.pipeline.lanes)
+chunk_bulk_documents = app.agents["rag_streams.agents.chunk_documents.chunk_bulk_documents"]
+embed_bulk_chunks = app.agents["rag_streams.agents.embed_chunks.embed_bulk_chunks"]
 TABLES = ("accepted-versions", "applied-versions", "chunk-slots", "embedded-slots", "embedded-docs")
 accepted_versions, applied_versions, chunk_slots, embedded_slots, embedded_docs = (pipeline.tables[t] for t in TABLES)
 

@@ -53,14 +53,19 @@ def test_importing_any_module_reads_no_environment_and_builds_nothing(tmp_path: 
 def test_the_app_registers_exactly_its_roles_agents_and_tables(tmp_path: Path, roles: tuple[str, ...]) -> None:
     p = create_app(load_settings({"RAG_DATA_DIR": str(tmp_path)}, dotenv=None), roles=roles)
     assert set(p.agents) == set(roles)
-    assert {agent.name for agent in p.app.agents.values()} == {
+    assert {agent.name for agent in p.app.agents.values()} >= {
         f"{spec.agent}.{spec.agent.rsplit('.', 1)[1]}" for spec in GRAPH if spec.role in roles
+    }
+    assert {agent.name.rsplit(".", 1)[0] for agent in p.app.agents.values()} == {
+        spec.agent for spec in GRAPH if spec.role in roles
     }
     wanted = {t for spec in GRAPH if spec.role in roles for t in spec.tables}
     assert set(p.tables) == wanted == set(p.app.tables)
-    for spec in GRAPH:  # each agent consumes its declared input topic
+    for spec in GRAPH:  # each agent consumes its declared input topic; one agent per input (a bulk lane)
         if spec.role in roles:
             assert p.agents[spec.role].channel.topics == (getattr(p.names, spec.input),)
+    consumed = sorted(topic for agent in p.app.agents.values() for topic in agent.channel.topics)
+    assert consumed == sorted(getattr(p.names, t) for spec in GRAPH if spec.role in roles for t in spec.inputs)
     paths = set(p.app.web.views)
     assert {"/v1/tenants/{tenant}/search", "/healthz", "/readyz", "/metrics"} <= paths
     assert ("/v1/tenants/{tenant}/collections" in paths) == ("index" in roles or not roles)
@@ -76,9 +81,10 @@ def test_two_apps_do_not_share_state(tmp_path: Path) -> None:
 def test_lag_and_topic_creation_read_the_stage_graph() -> None:
     settings = load_settings({}, dotenv=None)
     names = TopicNames.for_prefix(settings.topic_prefix)
-    assert pipeline_stages(settings) == [(spec.role, getattr(names, spec.input)) for spec in GRAPH]
+    assert pipeline_stages(settings) == [(spec.role, getattr(names, t)) for spec in GRAPH for t in spec.inputs]
+    assert ("embed", names.chunks_bulk) in pipeline_stages(settings)  # the bulk lane's lag is the embed stage's
     created = [spec.name for spec in topic_specs(settings)]
-    declared = {getattr(names, t) for spec in GRAPH for t in (spec.input, *spec.outputs)}
+    declared = {getattr(names, t) for spec in GRAPH for t in (*spec.inputs, *spec.outputs)}
     assert set(created) == declared and len(created) == len(declared)
     assert created[0] == names.raw and created[-1] == names.deadletter
 
