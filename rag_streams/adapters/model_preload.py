@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import atexit
 import gc
+import logging
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 __all__ = ["start_preload"]
+log = logging.getLogger(__name__)
 
 #: generation-0 threshold while the model's libraries import (CPython's default is 700)
 STARTUP_GC_THRESHOLD = 100_000
@@ -39,8 +42,10 @@ def start_preload(load: Callable[[], Any]) -> Future[Any]:
     gc.set_threshold(STARTUP_GC_THRESHOLD, *thresholds[1:])
 
     def run() -> None:
+        started = time.monotonic()
         try:
             result = load()
+            log.info("embedding model imported and loaded on a thread in %.1f s", time.monotonic() - started)
         except BaseException as exc:  # noqa: BLE001 - handed to whoever awaits the model
             future.set_exception(exc)
         else:
