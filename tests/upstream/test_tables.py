@@ -1,5 +1,6 @@
 """Work-around 3: Faust's RocksDB store writes a table update to disk at once, outside the transaction.
-Work-around 19: it runs a full garbage collection on every revocation, even one that closes nothing."""
+Work-around 19: it runs a full garbage collection on every revocation, even one that closes nothing.
+Work-around 20: its table manager sleeps a fixed second before it subscribes."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 
 from faust.stores import rocksdb as rocksdb_module
 from faust.stores.rocksdb import Store
+from faust.tables.manager import TableManager
 
 
 def test_faust_rocksdb_store_writes_at_once() -> None:
@@ -26,3 +28,10 @@ def test_faust_rocksdb_store_collects_garbage_on_a_revoke_that_closes_nothing(mo
     table = SimpleNamespace(changelog_topic=SimpleNamespace(topics={"app-versions-changelog"}))
     inspect.unwrap(Store.revoke_partitions)(store, table, set())
     assert collected == [1]
+
+
+def test_faust_table_manager_sleeps_a_second_before_it_subscribes() -> None:
+    # work-around 20: a fixed sleep, then the changelog channels (the subscription) and the Recovery service
+    source = inspect.getsource(inspect.unwrap(TableManager.on_start))
+    assert source.index("await self.sleep(1.0)") < source.index("self._update_channels()")
+    assert source.index("self._update_channels()") < source.index("self.recovery.start()")
