@@ -1,4 +1,4 @@
-"""Work-arounds 15 and 19: Faust's livelock detector under exactly_once.
+"""Work-arounds 15 and 21: Faust's livelock detector under exactly_once.
 
 15. The detector skips a partition whose fetch position is not known yet.
 
@@ -10,7 +10,7 @@ worker. At Faust's default interval (2.8 s) the detector ran every 7 s and rarel
 window; at RAG_COMMIT_INTERVAL_S=0.1 it runs every 0.25 s, and a worker joining a rebalance
 crashed in the worker-roles test. A partition with no position has no event path to verify yet.
 
-19. Commits made in transactions count as commits. The detector logs "Has not committed TP ... at
+21. Commits made in transactions count as commits. The detector logs "Has not committed TP ... at
 all since worker start" (ERROR, every few seconds) for a partition with unconsumed records once
 ``broker_commit_livelock_soft_timeout`` (300 s) has passed without an entry in the consumer
 thread's ``tp_last_committed_at``; only the plain ``AIOKafkaConsumerThread._commit`` writes it, and

@@ -240,6 +240,24 @@ WORK_AROUNDS: tuple[WorkAround, ...] = (
     ),
     WorkAround(
         19,
+        "a revocation that closes no RocksDB database skips Faust's full garbage collection",
+        ("faust.stores.rocksdb.Store.revoke_partitions",),
+        NOT_REPORTED,
+        (_UP + "test_tables.py::test_faust_rocksdb_store_collects_garbage_on_a_revoke_that_closes_nothing",),
+        "rag_streams/_faust/stores.py",
+        "install_empty_revoke_skip",
+    ),
+    WorkAround(
+        20,
+        "the table manager starts without Faust's fixed one-second sleep before it subscribes",
+        ("faust.tables.manager.TableManager.on_start",),
+        NOT_REPORTED,
+        (_UP + "test_tables.py::test_faust_table_manager_sleeps_a_second_before_it_subscribes",),
+        "rag_streams/_faust/startup.py",
+        "install_no_start_sleep",
+    ),
+    WorkAround(
+        21,
         "transactional commits count as commits for the livelock check (no false 'has not committed' errors)",
         (_TM + ".commit",),
         NOT_REPORTED,
@@ -254,7 +272,7 @@ WORK_AROUNDS: tuple[WorkAround, ...] = (
 
 # install_all()'s order (app.py's before this register): numeric, except the commit gate (12), which
 # wraps TransactionManager.commit and on_partitions_revoked outermost and so goes last.
-INSTALL_ORDER: tuple[int, ...] = (2, 4, 5, 6, 7, 8, 9, 13, 14, 15, 19, 12)
+INSTALL_ORDER: tuple[int, ...] = (2, 4, 5, 6, 7, 8, 9, 13, 14, 15, 19, 20, 21, 12)
 
 
 def by_number(number: int) -> WorkAround:

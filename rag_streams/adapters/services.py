@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
@@ -50,6 +50,7 @@ class Services:
         #: store's lock): tenants' models are then asked of the index worker's HTTP API
         self.owns_store = True
         self._model_thread: ThreadPoolExecutor | None = None
+        self._preload: Future[Embedder] | None = None  # RAG_EMBED_MODEL loading since the worker started
         #: the most-queried chunks, to answer while the store is down (None: RAG_FALLBACK_CHUNKS=0)
         self._fallback = FallbackIndex(settings.fallback_chunks) if settings.fallback_chunks else None
 
@@ -82,6 +83,19 @@ class Services:
         """The fallback index of this process (rag_streams/http/fallback.py); None when off."""
         return self._fallback
 
+    def _load(self, model: str | None) -> Embedder:
+        s = self.settings
+        return SentenceTransformerEmbedder(model or s.embed_model, device=s.embed_device, batch_size=s.embed_batch)
+
+    def preload_model(self) -> Future[Embedder]:
+        """Start loading RAG_EMBED_MODEL on a background thread now (at the worker's start: see
+        adapters/model_preload.py); the first :meth:`embedder` call waits for what is left of it."""
+        if self._preload is None:
+            from rag_streams.adapters.model_preload import start_preload
+
+            self._preload = start_preload(partial(self._load, None))
+        return self._preload
+
     async def embedder(self, model: str | None = None) -> Embedder:
         """The embedder of a model source (a collection's ``source``); None = RAG_EMBED_MODEL."""
         key = None if model == self.settings.embed_model else model
@@ -89,12 +103,10 @@ class Services:
             async with self._lock:
                 if key not in self._embedders:
                     s = self.settings
-                    emb = await asyncio.to_thread(
-                        SentenceTransformerEmbedder,
-                        key or s.embed_model,
-                        device=s.embed_device,
-                        batch_size=s.embed_batch,
-                    )
+                    if key is None and self._preload is not None:
+                        emb = await asyncio.wrap_future(self._preload)
+                    else:
+                        emb = await asyncio.to_thread(self._load, key)
                     if s.chunk_tokens > emb.max_tokens:
                         raise SettingsError(
                             f"RAG_CHUNK_TOKENS: {s.chunk_tokens} is over the model's limit of {emb.max_tokens} tokens"

@@ -4,10 +4,10 @@ worker's roles (create_app) and run Faust's Worker until it is stopped; then clo
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
-import threading
+import signal
 from collections.abc import Iterable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +24,19 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
 
     if unverified := check_versions(settings.allow_unverified_faust):  # before any Faust patch is installed
         log.warning("running on unverified %s (RAG_ALLOW_UNVERIFIED_FAUST)", ", ".join(unverified))
+    if serve_api and not roles and settings.qdrant_url is None:
+        raise CliError("serve needs RAG_QDRANT_URL: with embedded Qdrant the index worker serves the API")
+    from rag_streams.adapters.services import Services
+
+    services = Services(settings)
+    # importing torch/sentence-transformers and loading the model is the longest part of a start
+    # (~6 s of CPU here): from now on, on a thread, overlapping the Kafka side (model_preload.py)
+    preload = services.preload_model() if {"chunk", "embed"} & set(roles) or serve_api else None
     from rag_streams._faust.compat import discard_local_tables
     from rag_streams.observability.logs import configure_logging
     from rag_streams.pipeline.app import create_app
 
-    if serve_api and not roles and settings.qdrant_url is None:
-        raise CliError("serve needs RAG_QDRANT_URL: with embedded Qdrant the index worker serves the API")
-    if {"chunk", "embed"} & set(roles) or serve_api:
-        # importing sentence-transformers (torch) takes ~5 s here: overlap it with joining the group
-        # and restoring the tables, instead of paying it on the first document after a restart
-        threading.Thread(target=importlib.import_module, args=("sentence_transformers",), daemon=True).start()
-    pipeline = create_app(settings, roles=roles)  # the agents of `roles`, the HTTP API on every worker
+    pipeline = create_app(settings, roles=roles, services=services)  # the roles' agents, the HTTP API
     app, services = pipeline.app, pipeline.services
     # embedded Qdrant is locked by the index worker: other workers ask it for a tenant's model
     services.owns_store = "index" in roles or not roles or bool(settings.qdrant_url or settings.vector_store)
@@ -58,16 +60,36 @@ def run_worker(settings: Settings, roles: list[str], *, serve_api: bool) -> int:
         log.info("local table stores removed: tables restore from their changelogs (work-around 3)")
     # override_logging=False: mode's Worker would otherwise replace configure_logging's handlers
     # (RAG_LOG_FORMAT=json) with its own console format.
-    faust_worker(app, settings, services).execute_from_commandline()
+    try:
+        faust_worker(app, settings, services, model=preload).execute_from_commandline()
+    except SystemExit:
+        if preload is not None and preload.done() and (exc := preload.exception()) is not None:
+            raise CliError(
+                f"the embedding model ({settings.embed_model or 'packaged all-MiniLM-L6-v2'}) "
+                f"cannot be loaded: {type(exc).__name__}: {exc}"
+            ) from None
+        raise
     return 0
 
 
-def faust_worker(app: Any, settings: Settings, services: Any = None) -> Any:
+def faust_worker(app: Any, settings: Settings, services: Any = None, model: Future[Any] | None = None) -> Any:
     """Faust's Worker for ``app``, quiet, with this process's logging left in place; once the app
-    (agents, consumer, producers) has stopped it closes ``services`` (store, cache, model thread)."""
+    (agents, consumer, producers) has stopped it closes ``services`` (store, cache, model thread).
+    If ``model`` (the model loading since the start) fails, the worker stops as on SIGTERM."""
     from faust.worker import Worker
 
     class RagWorker(Worker):  # type: ignore[misc]
+        async def on_first_start(self) -> None:
+            await super().on_first_start()
+            if model is not None:
+                self.add_future(self._stop_unless_loaded(model))
+
+        async def _stop_unless_loaded(self, model: Future[Any]) -> None:
+            try:
+                await asyncio.wrap_future(model)
+            except Exception:  # noqa: BLE001 - run_worker reports it in one line once stopped
+                self._schedule_shutdown(signal.SIGTERM)
+
         async def on_shutdown(self) -> None:
             await super().on_shutdown()
             if services is not None:

@@ -6,8 +6,9 @@ With ``RAG_GROUP_INSTANCE_ID`` (static membership, KIP-345) the broker recognise
 and hands its partitions back at once; its transactional producers fence the killed ones, so
 exactly-once holds. The test prints restart → first record processed for both and bounds only the
 static one, generously: below the session timeout the dynamic one has to wait out. (The rest of
-the static figure is process start, the lazy model load on the first chunk and two transactional
-hops at the default commit interval.)
+the static figure is process start, dominated by importing torch/transformers/sentence-transformers
+and loading the model on a thread from the start, which overlaps joining the group and restoring the
+tables: docs/operations.md, "Restart after a crash", has the breakdown.)
 """
 
 from __future__ import annotations

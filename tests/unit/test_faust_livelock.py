@@ -1,4 +1,4 @@
-"""Work-arounds 15 and 19: Faust's livelock detector must not crash on a partition aiokafka is still
+"""Work-arounds 15 and 21: Faust's livelock detector must not crash on a partition aiokafka is still
 resetting, nor report partitions committed in transactions as never committed.
 
 Runs Faust's own ``AIOKafkaConsumerThread.verify_event_path`` (as shipped, and patched) on a real
@@ -41,7 +41,7 @@ async def test_patched_still_runs_faust_check_once_the_position_is_known() -> No
     assert calls == [TOPIC_TP]
 
 
-# --- work-around 19 ---------------------------------------------------------------------------------
+# --- work-around 21 ---------------------------------------------------------------------------------
 
 
 async def test_a_transactional_commit_is_recorded_where_the_livelock_check_reads_it() -> None:

@@ -1,4 +1,4 @@
-"""Work-arounds 15 and 19: Faust's livelock check crashes on a partition aiokafka is still resetting,
+"""Work-arounds 15 and 21: Faust's livelock check crashes on a partition aiokafka is still resetting,
 and reports partitions committed only in transactions as never committed.
 
 Runs Faust's own ``AIOKafkaConsumerThread.verify_event_path`` (unwrapped) on a real aiokafka
@@ -35,11 +35,11 @@ async def test_faust_alone_crashes_verifying_a_partition_awaiting_reset() -> Non
         inspect.unwrap(AIOKafkaConsumerThread.verify_event_path)(thread_with(None), 100.0, TOPIC_TP)
 
 
-# --- work-around 19: commits made in transactions ------------------------------------------------
+# --- work-around 21: commits made in transactions ------------------------------------------------
 
 
 async def test_faust_alone_does_not_record_transactional_commits() -> None:
-    """19: under exactly_once Faust commits through TransactionManager.commit, which leaves the
+    """21: under exactly_once Faust commits through TransactionManager.commit, which leaves the
     consumer thread's ``tp_last_committed_at`` (what the livelock check reads) untouched."""
     thread = SimpleNamespace(tp_last_committed_at={})
     manager = SimpleNamespace(
@@ -53,7 +53,7 @@ async def test_faust_alone_does_not_record_transactional_commits() -> None:
 
 
 async def test_faust_alone_reports_a_partition_committed_only_in_transactions() -> None:
-    """19: a partition with unconsumed records and no entry in ``tp_last_committed_at`` is reported as
+    """21: a partition with unconsumed records and no entry in ``tp_last_committed_at`` is reported as
     never committed once the soft timeout has passed since the worker started."""
     thread = _behind(position=5, highwater=10)
     inspect.unwrap(AIOKafkaConsumerThread.verify_event_path)(thread, 400.0, TOPIC_TP)
