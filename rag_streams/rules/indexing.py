@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from rag_streams.adapters.store.base import SLOT_KEYS
 from rag_streams.rules.records import DELETE, EmbeddingUpsert
 from rag_streams.rules.versions import DocState, Verdict, judge
 
-__all__ = ["Plan", "is_reuse", "payload", "plan_batch", "slot_key"]
+__all__ = ["Plan", "Retag", "is_reuse", "payload", "plan_batch", "retag_payload", "slot_key"]
 
 
 def slot_key(item: EmbeddingUpsert) -> str:
@@ -35,6 +36,20 @@ def is_reuse(item: EmbeddingUpsert) -> bool:
     return item.op != DELETE and item.dim == 0 and not item.vector
 
 
+def retag_payload(item: EmbeddingUpsert) -> dict[str, object]:
+    """What a retag sets on every stored point of the document: the document-level keys of the new
+    version. The slot's own keys stay as stored, and so does ``model``: the vector is not remade."""
+    return {k: v for k, v in payload(item).items() if k not in SLOT_KEYS and k != "model"}
+
+
+@dataclass(frozen=True)
+class Retag:
+    """Move a document's stored points from ``previous`` to the item's version (one store write)."""
+
+    position: int
+    previous: int
+
+
 @dataclass
 class Plan:
     #: (tenant, version, repair) -> positions in the batch to upsert, in order; a repair may
@@ -46,6 +61,10 @@ class Plan:
     cleanups: list[tuple[str, str, int]] = field(default_factory=list)
     #: (tenant, doc_id, version): remove the document's points up to this version
     deletes: list[tuple[str, str, int]] = field(default_factory=list)
+    #: unchanged documents re-published: their stored points take the new version
+    retags: list[Retag] = field(default_factory=list)
+    #: position -> why a retag cannot be applied (dead-lettered)
+    refusals: dict[int, str] = field(default_factory=dict)
     #: verdict per position
     verdicts: list[Verdict] = field(default_factory=list)
     doc_states: dict[str, DocState] = field(default_factory=dict)
@@ -57,8 +76,14 @@ def plan_batch(
     doc_states: Mapping[str, DocState | None],
     slots: Mapping[str, list[object] | None],
     repairs: Sequence[bool] | None = None,
+    retags: Sequence[int | None] | None = None,
 ) -> Plan:
-    """Plan a batch in partition order. Upserts run first, then cleanups and deletes.
+    """Plan a batch in partition order. Upserts run first, then retags, cleanups and deletes.
+
+    ``retags``: per position, the previous version a retag record moves its document from. It
+    applies when the document is stored live at exactly that version; a replay (the document is
+    at the retag's version or later) is a duplicate; anything else is refused. The slot rows keep
+    the version their point was written at: the document's version is checked before any slot's.
 
     Running every upsert before any delete is safe because each delete is version-bounded:
     it only removes points older than the version that caused it.
@@ -77,6 +102,12 @@ def plan_batch(
             if verdict is Verdict.APPLY:
                 states[key] = plan.doc_states[key] = DocState(item.version, deleted=True)
             plan.verdicts.append(verdict)
+            continue
+        previous = retags[pos] if retags else None
+        if previous is not None:
+            plan.verdicts.append(_retag(plan, pos, item, state, previous))
+            if pos not in plan.refusals and plan.verdicts[-1] is Verdict.APPLY:
+                states[key] = plan.doc_states[key] = DocState(item.version)
             continue
         verdict = judge(state, item.version, is_delete=False, repair=repair)
         if verdict is Verdict.STALE:
@@ -98,3 +129,16 @@ def plan_batch(
             plan.cleanups.append((item.tenant_id, item.doc_id, item.version))
         plan.verdicts.append(verdict)
     return plan
+
+
+def _retag(plan: Plan, pos: int, item: EmbeddingUpsert, state: DocState | None, previous: int) -> Verdict:
+    if state is not None and state.version >= item.version:
+        return Verdict.DUPLICATE if state.version == item.version and not state.deleted else Verdict.STALE
+    if state is None or state.deleted or state.version != previous:
+        plan.refusals[pos] = (
+            f"retag of v{item.version}: the index stage holds this document at {state}, not live at"
+            f" v{previous}; run verify --repair"
+        )
+    else:
+        plan.retags.append(Retag(pos, previous))
+    return Verdict.APPLY
