@@ -46,8 +46,28 @@ async def test_chunk_accepts_newer_drops_stale_and_duplicates(sent: Any, fakes: 
     assert chunks == chunk_document(doc, fakes["embedder"], size=20, overlap=4)
     assert len(chunks) > 1 and all(m["partition"] == 2 and m["key"] == b"acme/a.md" for m in sent.on(names.chunks))
     assert [RAW.decode(m["value"]) for m in sent.on(names.latest)] == [doc]
-    assert accepted_versions["acme/a.md"] == [5, False]
+    assert accepted_versions["acme/a.md"][:2] == [5, False]
+    assert accepted_versions["acme/a.md"][3] == len(chunks)  # with the content hash: see the retag test
     assert stale_count("chunk") == before + 1
+
+
+async def test_chunk_sends_one_retag_record_for_an_unchanged_version(sent: Any, fakes: Any) -> None:
+    doc = RawDocument("acme", "r.md", 5, text=TEXT, metadata={"k": "v"})
+    async with chunk_documents.test_context() as agent:
+        await agent.put(RAW.encode(doc), key=b"acme/r.md", partition=1)
+        await agent.put(RAW.encode(dataclasses.replace(doc, version=6)), key=b"acme/r.md", partition=1)
+        await agent.put(RAW.encode(dataclasses.replace(doc, version=7, text=TEXT + " more")), key=b"acme/r.md")
+
+    messages = sent.on(names.chunks)
+    first = chunk_document(doc, fakes["embedder"], size=20, overlap=4)
+    retag = [m for m in messages if CHUNK.decode(m["value"]).version == 6]
+    assert len(retag) == 1 and retag[0]["partition"] == 1 and dict(retag[0]["headers"]) == {"rag-retag": b"5"}
+    record = CHUNK.decode(retag[0]["value"])
+    assert (record.chunk_count, record.text, record.metadata) == (len(first), "", {"k": "v"})
+    edited = [CHUNK.decode(m["value"]) for m in messages if CHUNK.decode(m["value"]).version == 7]
+    assert len(edited) > 1 and all(not m.get("headers") for m in messages if m not in retag)  # changed: chunked
+    assert [RAW.decode(m["value"]).version for m in sent.on(names.latest)] == [5, 6, 7]
+    assert accepted_versions["acme/r.md"][:2] == [7, False]
 
 
 async def test_chunk_delete_writes_tombstone_and_delete_marker(sent: Any, fakes: Any) -> None:
