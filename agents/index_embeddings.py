@@ -47,7 +47,11 @@ def register(p: Pipeline) -> Any:
         plan = plan_batch(
             items,
             {i.key: DocState.from_json(applied.get(i.key)) for i in items},
-            {slot_key(i): slots.get(slot_key(i)) for i, r in zip(items, retags, strict=True) if i.op != DELETE and r is None},
+            {
+                slot_key(i): slots.get(slot_key(i))
+                for i, r in zip(items, retags, strict=True)
+                if i.op != DELETE and r is None
+            },
             [is_repair(event.message.headers) for event, _ in decoded],
             retags,
         )

@@ -67,8 +67,6 @@ async def apply_plan(
             )
         else:
             metrics.retagged_total.labels("index").inc()
-    for pos, reason in plan.refusals.items():
-        failed[pos] = PermanentError(reason)
     for tenant, doc_id, version in plan.cleanups:
         await retry_transient(store.delete_doc, tenant, doc_id, below_version=version, what="cleanup", attempts=None)
     for tenant, doc_id, version in plan.deletes:

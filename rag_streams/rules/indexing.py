@@ -63,8 +63,6 @@ class Plan:
     deletes: list[tuple[str, str, int]] = field(default_factory=list)
     #: unchanged documents re-published: their stored points take the new version
     retags: list[Retag] = field(default_factory=list)
-    #: position -> why a retag cannot be applied (dead-lettered)
-    refusals: dict[int, str] = field(default_factory=dict)
     #: verdict per position
     verdicts: list[Verdict] = field(default_factory=list)
     doc_states: dict[str, DocState] = field(default_factory=dict)
@@ -80,10 +78,11 @@ def plan_batch(
 ) -> Plan:
     """Plan a batch in partition order. Upserts run first, then retags, cleanups and deletes.
 
-    ``retags``: per position, the previous version a retag record moves its document from. It
-    applies when the document is stored live at exactly that version; a replay (the document is
-    at the retag's version or later) is a duplicate; anything else is refused. The slot rows keep
-    the version their point was written at: the document's version is checked before any slot's.
+    ``retags``: per position, the previous version a retag record moves its document from: one
+    store operation, which applies only if the store holds every chunk at exactly that version (else
+    it is dead-lettered). A replay (the document is at the retag's version or later) is a duplicate.
+    The slot rows keep the version their point was written at: the document's version is checked
+    before any slot's, and a later version is higher than both.
 
     Running every upsert before any delete is safe because each delete is version-bounded:
     it only removes points older than the version that caused it.
@@ -106,7 +105,7 @@ def plan_batch(
         previous = retags[pos] if retags else None
         if previous is not None:
             plan.verdicts.append(_retag(plan, pos, item, state, previous))
-            if pos not in plan.refusals and plan.verdicts[-1] is Verdict.APPLY:
+            if plan.verdicts[-1] is Verdict.APPLY:
                 states[key] = plan.doc_states[key] = DocState(item.version)
             continue
         verdict = judge(state, item.version, is_delete=False, repair=repair)
@@ -134,11 +133,7 @@ def plan_batch(
 def _retag(plan: Plan, pos: int, item: EmbeddingUpsert, state: DocState | None, previous: int) -> Verdict:
     if state is not None and state.version >= item.version:
         return Verdict.DUPLICATE if state.version == item.version and not state.deleted else Verdict.STALE
-    if state is None or state.deleted or state.version != previous:
-        plan.refusals[pos] = (
-            f"retag of v{item.version}: the index stage holds this document at {state}, not live at"
-            f" v{previous}; run verify --repair"
-        )
-    else:
-        plan.retags.append(Retag(pos, previous))
+    # the store decides: it moves the points only if it holds every chunk at ``previous`` (a reindex
+    # or a restore may have stored them without this stage's row saying so)
+    plan.retags.append(Retag(pos, previous))
     return Verdict.APPLY
