@@ -26,6 +26,7 @@ from rag_streams.rules.records import (
     tombstone_delete,
     validate_raw,
 )
+from rag_streams.rules.retag import document_hash, retag_chunk, retag_headers, retags
 from rag_streams.rules.versions import DocState, Verdict, judge
 from rag_streams.tables.versions import accepted_versions
 
@@ -90,10 +91,20 @@ def register(p: Pipeline) -> Any:
             return
         embedder = await services.embedder()
         size, overlap = settings.chunk_tokens, settings.chunk_overlap
-        chunks = await asyncio.to_thread(chunk_document, doc, embedder, size=size, overlap=overlap)
-        stage_tracing.annotate(event, doc, chunks=len(chunks))
+        digest = (
+            None if doc.op == DELETE else document_hash(doc, size=size, overlap=overlap, tokenizer=embedder.model_name)
+        )
         partition, key = event.message.partition, doc.key.encode()
-        headers = REPAIR_HEADERS if repair else None
+        headers: list[tuple[str, bytes]] | None
+        retag = settings.retag_unchanged and retags(state, verdict, doc, digest, repair=repair)
+        if retag:  # unchanged since the live version: one record instead of its chunks (rules/retag.py)
+            assert state is not None and digest is not None
+            chunks, headers = [retag_chunk(doc, state, digest)], retag_headers(state.version)
+            count = state.chunk_count
+        else:
+            chunks = await asyncio.to_thread(chunk_document, doc, embedder, size=size, overlap=overlap)
+            headers, count = (REPAIR_HEADERS if repair else None), len(chunks)
+        stage_tracing.annotate(event, doc, chunks=len(chunks))
         async with runtime.emit(event):  # the sends and the version they record: one transaction
             if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
                 deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None
@@ -103,9 +114,13 @@ def register(p: Pipeline) -> Any:
                 await lanes[lane].send(
                     key=key, value=CHUNK.encode(chunk), partition=partition, headers=tracing.inject(headers)
                 )
-            if verdict is Verdict.APPLY:
-                accepted[doc.key] = DocState(doc.version, doc.op == DELETE).to_json()
-        metrics.tenant_chunks_queued_total.labels(doc.tenant_id, lane).inc(len(chunks))
+            if verdict is Verdict.APPLY:  # with the content hash: the next unchanged version is a retag
+                accepted[doc.key] = DocState(
+                    doc.version, doc.op == DELETE, digest, 0 if digest is None else count
+                ).to_json()
+        metrics.tenant_chunks_queued_total.labels(doc.tenant_id, lane).inc(len(chunks))  # records, as embed counts
+        if retag:
+            metrics.retagged_total.labels(STAGE).inc()
         if verdict is Verdict.APPLY:
             runtime.observe(doc.produced_at)
 

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING
 from rag_streams.adapters.embedding import Embedder
+from rag_streams.errors import PermanentError
 from rag_streams.observability import metrics, stage_tracing, tracing
 from rag_streams.pipeline.embed_model import embed_isolating
 from rag_streams.pipeline.lanes import LaneGate
 from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
-from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair
+from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair, retag_of
+from rag_streams.rules.retag import retag_headers
 from rag_streams.tables.versions import embedded_docs, embedded_slots
 
 if TYPE_CHECKING:
@@ -27,10 +29,24 @@ def output(chunk: Chunk, action: Action, vector: bytes | None, embedder: Embedde
     if action is Action.REUSE:
         metrics.embed_skipped_unchanged_total.inc()
         return EmbeddingUpsert.of(chunk, b"", embedder.model_name, 0)  # dim 0: keep the stored vector
+    if action is Action.RETAG:  # the whole document unchanged: its chunks are not embedded
+        metrics.embed_skipped_unchanged_total.inc(chunk.chunk_count)
+        metrics.retagged_total.labels(STAGE).inc()
+        return EmbeddingUpsert.of(chunk, b"", embedder.model_name, 0)
     if action is Action.EMBED:
         assert vector is not None
         return EmbeddingUpsert.of(chunk, vector, embedder.model_name, embedder.dim)
     return EmbeddingUpsert.of(chunk, b"", "", 0)  # a delete
+
+
+def decode(event: Any) -> Chunk:
+    retag_of(event.message.headers)  # a malformed retag header: dead-lettered with the record
+    return CHUNK.decode(event.message.value)
+
+
+def headers_of(repair: bool, retag: int | None) -> list[tuple[str, bytes]] | None:
+    """The markers an output carries on: a repair replay's, a retag's previous version."""
+    return REPAIR_HEADERS if repair else retag_headers(retag) if retag is not None else None
 
 
 def register(p: Pipeline) -> Any:
@@ -45,16 +61,22 @@ def register(p: Pipeline) -> Any:
             await embed_batch(events, lane)
 
     async def embed_batch(events: list[Any], lane: str) -> None:
-        decoded = await runtime.decoded(events, lambda e: CHUNK.decode(e.message.value))
+        decoded = await runtime.decoded(events, decode)
         for tenant, count in Counter(c.tenant_id for _, c in decoded).items():
             metrics.tenant_chunks_embedded_total.labels(tenant, lane).inc(count)
         chunks = [c for _, c in decoded]
         repairs = [is_repair(e.message.headers) for e, _ in decoded]
+        retags = [retag_of(e.message.headers) for e, _ in decoded]
         plan = plan_embeddings(
             chunks,
             repairs,
             {c.key: docs.get(c.key) for c in chunks},
-            {slot_of(c): slots.get(slot_of(c)) for c in chunks if c.op != DELETE},
+            {
+                slot_of(c): slots.get(slot_of(c))
+                for c, r in zip(chunks, retags, strict=True)
+                if c.op != DELETE and r is None
+            },
+            retags,
         )
         if tracing.enabled():  # each document's span: its version, its chunks by action
             for (event, chunk), action in zip(decoded, plan.actions, strict=True):
@@ -78,6 +100,9 @@ def register(p: Pipeline) -> Any:
             for i, error in failed.items():  # the model failed on this chunk for good: dead-letter it
                 await runtime.dead_letter(decoded[positions[i]][0], error)
         for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
+            if action is Action.REFUSE:  # nothing to retag: never lost silently
+                await runtime.dead_letter(event, PermanentError(plan.refusals[pos]))
+                continue
             if action is Action.DROP or (action is Action.EMBED and pos not in vectors):
                 continue
             out = output(chunk, action, vectors.get(pos), embedders[chunk.tenant_id])
@@ -86,7 +111,7 @@ def register(p: Pipeline) -> Any:
                     key=event.message.key,
                     value=EMBEDDING.encode(out),
                     partition=event.message.partition,
-                    headers=tracing.inject(REPAIR_HEADERS if repairs[pos] else None),
+                    headers=tracing.inject(headers_of(repairs[pos], retags[pos])),
                 )
                 # in the send's transaction: a replay of this event finds them and is dropped
                 for table, key, value in plan.writes_by_position.get(pos, []):

@@ -13,7 +13,7 @@ from rag_streams.errors import BadInput
 from rag_streams.observability import metrics, stage_tracing, tracing
 from rag_streams.pipeline.index_store import apply_plan
 from rag_streams.rules.indexing import is_reuse, plan_batch, slot_key
-from rag_streams.rules.records import DELETE, EmbeddingUpsert, is_repair
+from rag_streams.rules.records import DELETE, EmbeddingUpsert, is_repair, retag_of
 from rag_streams.rules.versions import DocState, Verdict
 from rag_streams.tables.versions import applied_versions, chunk_slots
 
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 STAGE = "index"
 
 
-def decode_upsert(value: bytes | None) -> tuple[EmbeddingUpsert, list[float]]:
+def decode_upsert(value: bytes | None, headers: Any = None) -> tuple[EmbeddingUpsert, list[float]]:
+    retag_of(headers)  # a malformed retag header: dead-lettered with the record
     item = EMBEDDING.decode(value)
     if item.op == DELETE or is_reuse(item):
         return item, []
@@ -40,13 +41,19 @@ def register(p: Pipeline) -> Any:
 
     async def handle_batch(events: list[Any]) -> None:
         started = time.perf_counter()
-        decoded = await runtime.decoded(events, lambda e: decode_upsert(e.message.value))
+        decoded = await runtime.decoded(events, lambda e: decode_upsert(e.message.value, e.message.headers))
         items = [item for _, (item, _) in decoded]
+        retags = [retag_of(event.message.headers) for event, _ in decoded]
         plan = plan_batch(
             items,
             {i.key: DocState.from_json(applied.get(i.key)) for i in items},
-            {slot_key(i): slots.get(slot_key(i)) for i in items if i.op != DELETE},
+            {
+                slot_key(i): slots.get(slot_key(i))
+                for i, r in zip(items, retags, strict=True)
+                if i.op != DELETE and r is None
+            },
             [is_repair(event.message.headers) for event, _ in decoded],
+            retags,
         )
         if tracing.enabled():  # each document's span: its version, its chunks by verdict
             for pos, (event, (item, _)) in enumerate(decoded):
@@ -73,7 +80,7 @@ def register(p: Pipeline) -> Any:
             with runtime.record(event):
                 if item.key in plan.doc_states:
                     applied[item.key] = plan.doc_states[item.key].to_json()
-                if item.op != DELETE:
+                if item.op != DELETE and retags[pos] is None:  # a retag leaves the slot rows as they are
                     slots[slot_key(item)] = plan.slots[slot_key(item)]
             if (latency := runtime.observe(item.produced_at, now=now)) is not None:
                 metrics.freshness_seconds.observe(latency)

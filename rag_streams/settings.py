@@ -130,6 +130,14 @@ class Settings:
         "RAG_CHUNK_TOKENS", "model tokens per chunk (at most the model's max sequence length - 2)", default=200
     )
     chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", "tokens shared by consecutive chunks", default=32)
+    retag_unchanged: bool = _env(
+        "RAG_RETAG_UNCHANGED",
+        "chunk stage: a new version with the same text and metadata as the live one is one retag record"
+        " (the stored points take the new version; no chunking, no model, one store write) instead of"
+        " its chunks. Upgrade embed and index workers before chunk workers (docs/how-it-works.md);"
+        " false = every version is chunked",
+        default=True,
+    )
     max_doc_bytes: int = _env(
         "RAG_MAX_DOC_BYTES",
         "largest accepted document text (UTF-8 bytes); larger is dead-lettered",

@@ -105,6 +105,12 @@ circuit_breaker_state = Gauge(
 )
 cache_hits_total = Counter("rag_cache_hits_total", "Search answers served from the cache.", registry=REGISTRY)
 cache_misses_total = Counter("rag_cache_misses_total", "Search answers not in the cache.", registry=REGISTRY)
+retagged_total = Counter(
+    "rag_retagged_total",
+    "Document versions re-published unchanged and handled as one retag record (no chunks, no model).",
+    ["stage"],
+    registry=REGISTRY,
+)
 chunks_indexed_total = Counter(
     "rag_chunks_indexed_total",
     "Chunks upserted into the vector store.",

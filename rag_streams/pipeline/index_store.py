@@ -12,7 +12,7 @@ from rag_streams.adapters.ratelimit import UpsertLimiter
 from rag_streams.adapters.store.base import Point, VectorStore
 from rag_streams.errors import PermanentError, retry_transient
 from rag_streams.observability import metrics, stage_tracing
-from rag_streams.rules.indexing import Plan, payload
+from rag_streams.rules.indexing import Plan, payload, retag_payload
 from rag_streams.rules.records import EmbeddingUpsert
 
 __all__ = ["apply_plan"]
@@ -46,12 +46,34 @@ async def apply_plan(
         for p in positions:
             if items[p].chunk_id in missing:  # nothing stored to reuse: only a re-embedding can fix it
                 failed[p] = PermanentError("unchanged chunk has no stored point to reuse; run verify --repair")
+    for retag in plan.retags:  # an unchanged document: one filtered payload update moves its points
+        item = items[retag.position]
+        with stage_tracing.store_write("vectorstore.retag", item.tenant_id, [item]):
+            found = await retry_transient(
+                store.retag,
+                item.tenant_id,
+                item.doc_id,
+                retag_payload(item),
+                previous=retag.previous,
+                version=item.version,
+                expect=item.chunk_count,
+                what="retag",
+                attempts=None,
+            )
+        if found != item.chunk_count:  # not stored in full: only a re-embedding can fix it
+            failed[retag.position] = PermanentError(
+                f"retag of v{item.version}: the store holds {found} of the {item.chunk_count} points of"
+                f" v{retag.previous}; run verify --repair"
+            )
+        else:
+            metrics.retagged_total.labels("index").inc()
     for tenant, doc_id, version in plan.cleanups:
         await retry_transient(store.delete_doc, tenant, doc_id, below_version=version, what="cleanup", attempts=None)
     for tenant, doc_id, version in plan.deletes:
         if await store.has_tenant(tenant):
             await retry_transient(store.delete_doc, tenant, doc_id, upto_version=version, what="delete", attempts=None)
     touched = {key[0] for group in (plan.upserts, plan.reuses) for key in group}
+    touched |= {items[r.position].tenant_id for r in plan.retags}
     touched |= {tenant for tenant, _, _ in (*plan.cleanups, *plan.deletes)}
     return failed, touched
 

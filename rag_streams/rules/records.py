@@ -13,6 +13,7 @@ from rag_streams.errors import BadInput
 __all__ = [
     "DELETE",
     "REPAIR_HEADERS",
+    "RETAG_HEADER",
     "UPSERT",
     "Chunk",
     "DeadLetter",
@@ -22,6 +23,7 @@ __all__ = [
     "check_version",
     "doc_key",
     "is_repair",
+    "retag_of",
     "validate_raw",
 ]
 
@@ -34,6 +36,9 @@ MAX_VERSION = 2**63 - 1  # Avro long
 #: Kafka header of a repair replay (``verify --repair``), carried from stage to stage.
 REPAIR_HEADER = "rag-repair"
 REPAIR_HEADERS = [(REPAIR_HEADER, b"1")]
+#: Kafka header of a retag (an unchanged document re-published): the previous version, whose
+#: stored points take the new version. Carried on one Chunk, then one EmbeddingUpsert (dim 0).
+RETAG_HEADER = "rag-retag"
 #: Kafka header of a tombstone in ``rag.documents.latest``: the deleted version (a reindex
 #: replaying it deletes up to that version, never a newer re-creation of the document).
 DELETED_VERSION_HEADER = "rag-deleted-version"
@@ -43,6 +48,18 @@ def is_repair(headers: Any) -> bool:
     """Whether a message's headers (a list of pairs or a mapping) mark a repair replay."""
     pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
     return any(k == REPAIR_HEADER and v == b"1" for k, v in pairs)
+
+
+def retag_of(headers: Any) -> int | None:
+    """The previous version a retag record moves the document from; None: not a retag."""
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    for k, v in pairs:
+        if k == RETAG_HEADER:
+            try:
+                return int(v)
+            except (TypeError, ValueError):
+                raise BadInput(f"bad {RETAG_HEADER} header {v[:40]!r}") from None
+    return None
 
 
 def doc_key(tenant_id: str, doc_id: str) -> str:

@@ -1,7 +1,10 @@
 """Version rules, pure: which message is stale, which is a duplicate, what a delete removes.
 
 The state per document is ``(version, deleted)``: the highest version applied and whether
-that version was a delete. Versions are monotonic per document (e.g. epoch ms).
+that version was a delete. Versions are monotonic per document (e.g. epoch ms). The chunk stage
+also keeps the accepted version's content hash and chunk count (``[version, deleted, hash,
+count]``), so an unchanged re-publish is a retag (see rag_streams.rules.retag); rows written
+before that are two elements long and read with no hash.
 """
 
 from __future__ import annotations
@@ -17,16 +20,22 @@ __all__ = ["DocState", "Verdict", "judge"]
 class DocState:
     version: int
     deleted: bool = False
+    content: str | None = None  #: the chunk stage's document hash of this version (None: unknown)
+    chunk_count: int = 0  #: the chunk stage's chunk count of this version (with ``content``)
 
     def to_json(self) -> list[object]:
-        return [self.version, self.deleted]
+        if self.content is None:
+            return [self.version, self.deleted]
+        return [self.version, self.deleted, self.content, self.chunk_count]
 
     @classmethod
     def from_json(cls, value: object) -> DocState | None:
         if value is None:
             return None
-        version, deleted = cast("list[Any]", value)
-        return cls(int(version), bool(deleted))
+        row = cast("list[Any]", value)
+        content = str(row[2]) if len(row) > 2 and row[2] is not None else None
+        count = int(row[3]) if len(row) > 3 else 0
+        return cls(int(row[0]), bool(row[1]), content, count)
 
 
 class Verdict(Enum):

@@ -12,13 +12,17 @@ from rag_streams.adapters.embedding import from_bytes, to_bytes
 from rag_streams.observability import metrics
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import DELETE, RawDocument
+from rag_streams.rules.retag import retag_chunk, retag_headers
+from rag_streams.rules.versions import DocState
 from rag_streams.testing import HashingEmbedder
 
 from support.agent_app import (
     accepted_versions,
     app,
+    applied_versions,
     chunk_documents,
     embed_chunks,
+    embedded_docs,
     index_embeddings,
     names,
     services,
@@ -46,8 +50,34 @@ async def test_chunk_accepts_newer_drops_stale_and_duplicates(sent: Any, fakes: 
     assert chunks == chunk_document(doc, fakes["embedder"], size=20, overlap=4)
     assert len(chunks) > 1 and all(m["partition"] == 2 and m["key"] == b"acme/a.md" for m in sent.on(names.chunks))
     assert [RAW.decode(m["value"]) for m in sent.on(names.latest)] == [doc]
-    assert accepted_versions["acme/a.md"] == [5, False]
+    assert accepted_versions["acme/a.md"][:2] == [5, False]
+    assert accepted_versions["acme/a.md"][3] == len(chunks)  # with the content hash: see the retag test
     assert stale_count("chunk") == before + 1
+
+
+async def test_chunk_sends_one_retag_record_for_an_unchanged_version(sent: Any, fakes: Any) -> None:
+    doc = RawDocument("acme", "r.md", 5, text=TEXT, metadata={"k": "v"})
+    async with chunk_documents.test_context() as agent:
+        await agent.put(RAW.encode(doc), key=b"acme/r.md", partition=1)
+        await agent.put(RAW.encode(dataclasses.replace(doc, version=6)), key=b"acme/r.md", partition=1)
+        await agent.put(
+            RAW.encode(dataclasses.replace(doc, version=7, text=TEXT + " more")), key=b"acme/r.md", partition=1
+        )
+        for _ in range(50):  # chunking runs in a thread: let the last one finish
+            if (accepted_versions.get("acme/r.md") or [0])[0] == 7:
+                break
+            await settle(0.1)
+
+    messages = sent.on(names.chunks)
+    first = chunk_document(doc, fakes["embedder"], size=20, overlap=4)
+    retag = [m for m in messages if CHUNK.decode(m["value"]).version == 6]
+    assert len(retag) == 1 and retag[0]["partition"] == 1 and dict(retag[0]["headers"]) == {"rag-retag": b"5"}
+    record = CHUNK.decode(retag[0]["value"])
+    assert (record.chunk_count, record.text, record.metadata) == (len(first), "", {"k": "v"})
+    edited = [CHUNK.decode(m["value"]) for m in messages if CHUNK.decode(m["value"]).version == 7]
+    assert len(edited) > 1 and all(not m.get("headers") for m in messages if m not in retag)  # changed: chunked
+    assert [RAW.decode(m["value"]).version for m in sent.on(names.latest)] == [5, 6, 7]
+    assert accepted_versions["acme/r.md"][:2] == [7, False]
 
 
 async def test_chunk_delete_writes_tombstone_and_delete_marker(sent: Any, fakes: Any) -> None:
@@ -211,3 +241,54 @@ async def test_index_dead_letters_only_the_document_the_store_refuses(sent: Any,
     assert sorted(EMBEDDING.decode(d.value).chunk_id for d in dead) == sorted(u.chunk_id for u in bad)
     assert {(d.stage, d.error_class) for d in dead} == {("index", "PermanentError")}
     assert all("vector store refused the write" in d.message for d in dead)
+
+
+async def test_embed_forwards_a_retag_once_and_dead_letters_one_it_cannot_vouch_for(sent: Any, fakes: Any) -> None:
+    doc = RawDocument("acme", "a.md", 3, text=TEXT)
+    chunks = chunk_document(doc, fakes["embedder"], size=20, overlap=4)
+    state = DocState(3, False, "h", len(chunks))
+    retag = retag_chunk(dataclasses.replace(doc, version=4), state, "h")
+    orphan = retag_chunk(RawDocument("acme", "never.md", 4, text=TEXT), state, "h")
+    calls = len(fakes["embedder"].calls)
+    async with embed_chunks.test_context() as agent:
+        for c in chunks:
+            await agent.put(CHUNK.encode(c), key=b"acme/a.md")
+        await settle()
+        calls = len(fakes["embedder"].calls)
+        for c, headers in ((retag, retag_headers(3)), (retag, retag_headers(3)), (orphan, retag_headers(3))):
+            await agent.put(CHUNK.encode(c), key=c.key.encode(), headers=headers)  # the second: a replay
+        await settle()
+    assert len(fakes["embedder"].calls) == calls  # no model call for a retag
+    out = [m for m in sent.on(names.embeddings) if EMBEDDING.decode(m["value"]).version == 4]
+    assert len(out) == 1 and dict(out[0]["headers"]) == {"rag-retag": b"3"}
+    record = EMBEDDING.decode(out[0]["value"])
+    assert (record.doc_id, record.dim, record.vector, record.chunk_count) == ("a.md", 0, b"", len(chunks))
+    assert embedded_docs["acme/a.md"] == [4, len(chunks), False]
+    (dead,) = [DEADLETTER.decode(m["value"]) for m in sent.on(names.deadletter)]
+    assert dead.stage == "embed" and "run verify --repair" in dead.message and dead.key == b"acme/never.md"
+
+
+async def test_index_retags_a_stored_document_and_dead_letters_a_retag_with_points_missing(
+    sent: Any, fakes: Any
+) -> None:
+    emb, store = fakes["embedder"], fakes["store"]
+    v1 = upserts(RawDocument("acme", "a.md", 1, text=TEXT), emb)
+    retag = dataclasses.replace(v1[0], version=2, chunk_id="", text="", content_hash="h", vector=b"", dim=0)
+    wrong = dataclasses.replace(retag, version=3, chunk_count=len(v1) + 1)
+    async with index_embeddings.test_context() as agent:
+        for u in v1:
+            await agent.put(EMBEDDING.encode(u), key=b"acme/a.md")
+        await settle()
+        before = {p.id: p.payload for p in await store.points("acme")}
+        await agent.put(EMBEDDING.encode(retag), key=b"acme/a.md", headers=retag_headers(1))
+        await settle()
+        after = {p.id: p.payload for p in await store.points("acme")}
+        assert after.keys() == before.keys() and {p["version"] for p in after.values()} == {2}
+        assert all(after[i]["content_hash"] == before[i]["content_hash"] for i in after)
+        assert applied_versions["acme/a.md"] == [2, False]
+        await agent.put(EMBEDDING.encode(wrong), key=b"acme/a.md", headers=retag_headers(2))  # a chunk too many
+        await settle()
+    assert {p.payload["version"] for p in await store.points("acme")} == {2}
+    assert applied_versions["acme/a.md"] == [2, False]
+    (dead,) = [DEADLETTER.decode(m["value"]) for m in sent.on(names.deadletter)]
+    assert dead.stage == "index" and f"holds {len(v1)} of the {len(v1) + 1} points" in dead.message

@@ -45,6 +45,7 @@ def test_quick_bench_measures_every_figure_and_writes_json_and_plots(tmp_path: P
     assert r["freshness"]["loaded"]["offered_chunks"] > 0
     unchanged, edited = r["reingest"]["unchanged"], r["reingest"]["edited"]
     assert unchanged["embed_skipped"] == chunks  # the unchanged corpus ran no model
+    assert unchanged["documents_retagged"] == r["corpus"]["documents"]  # one retag per document
     assert unchanged["points_stored"] == chunks and edited["embed_skipped"] < edited["chunks"]
     assert unchanged["ratio"] > 0 and edited["ratio"] > 0
     http = r["query"]["http"]

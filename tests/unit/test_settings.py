@@ -25,6 +25,7 @@ def test_defaults_load_from_an_empty_environment() -> None:
     assert s.commit_interval_s == 0.1  # Kafka Streams' exactly-once default (Faust's own 2.8 made freshness 5-8 s)
     assert s.embed_window_s == 0.02
     assert s.chunk_overlap < s.chunk_tokens
+    assert s.retag_unchanged is True
     assert s.log_format == "console"
     assert s.api_key_tenants() == {}
 
@@ -72,6 +73,7 @@ def test_values_are_converted_to_field_types() -> None:
         ({"RAG_GROUP_INSTANCE_ID": "a/b"}, "RAG_GROUP_INSTANCE_ID"),
         ({"RAG_EDGE_INDEX_THRESHOLD": "0"}, "RAG_EDGE_INDEX_THRESHOLD"),
         ({"RAG_QUANTIZATION": "int4"}, "RAG_QUANTIZATION"),
+        ({"RAG_RETAG_UNCHANGED": "sometimes"}, "RAG_RETAG_UNCHANGED"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:

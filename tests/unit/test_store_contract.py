@@ -301,6 +301,38 @@ async def test_reuse_moves_unchanged_points_to_the_new_version_and_reports_the_r
     assert (best.payload["doc_id"], best.payload["chunk_index"]) == ("a", 1)  # the vector stayed
 
 
+async def test_retag_moves_a_whole_document_to_the_new_version_in_one_write(store: Any) -> None:
+    def pt(doc: str, index: int, version: int, count: int) -> Point:
+        p = point(doc, index, version, [1.0, float(index), 0.5, float(doc == "b")])
+        return Point(p.id, p.vector, {**p.payload, "chunk_count": count, "content_hash": f"h{index}", "model": "m"})
+
+    assert await store.retag("acme", "a", {}, previous=1, version=2, expect=3) == 0  # no collection: nothing
+    await store.ensure_tenant("acme", DIM, "m")
+    await store.upsert("acme", [pt("a", i, 1, 3) for i in range(3)], version=1)
+    await store.upsert("acme", [pt("b", i, 1, 2) for i in range(2)], version=1)
+    common = {"tenant_id": "acme", "doc_id": "a", "chunk_count": 3, "version": 7, "metadata": {"k": "v"}}
+    assert await store.retag("acme", "a", common, previous=2, version=7, expect=3) == 0  # not at that version
+    assert await store.retag("acme", "a", common, previous=1, version=7, expect=4) == 3  # not in full: no write
+    assert await store.doc_versions("acme", ["a", "b"]) == {"a": 1, "b": 1}
+    assert await store.retag("acme", "a", common, previous=1, version=7, expect=3) == 3
+    points = {(h.payload["doc_id"], h.payload["chunk_index"]): h.payload for h in await store.points("acme")}
+    assert [points[("a", i)]["version"] for i in range(3)] == [7, 7, 7]
+    assert [points[("a", i)]["text"] for i in range(3)] == ["a#0@1", "a#1@1", "a#2@1"]  # slot keys stay
+    assert [points[("a", i)]["content_hash"] for i in range(3)] == ["h0", "h1", "h2"]
+    assert points[("a", 0)]["metadata"] == {"k": "v"} and points[("a", 0)]["model"] == "m"
+    assert [points[("b", i)]["version"] for i in range(2)] == [1, 1]  # other documents untouched
+    assert await store.doc_versions("acme", ["a", "b"]) == {"a": 7, "b": 1}  # read-your-writes sees it
+    (best,) = await store.search("acme", [1.0, 2.0, 0.5, 0.0], 1)
+    assert (best.payload["doc_id"], best.payload["chunk_index"], best.payload["version"]) == ("a", 2, 7)
+    assert await store.retag("acme", "a", common, previous=1, version=7, expect=3) == 0  # a replay: nothing left
+    # an edit and a delete after the retag
+    await store.upsert("acme", [pt("a", 0, 8, 1)], version=8)
+    await store.delete_doc("acme", "a", below_version=8)
+    assert await store.doc_versions("acme", ["a"]) == {"a": 8}
+    await store.delete_doc("acme", "a", upto_version=9)
+    assert {h.payload["doc_id"] for h in await store.points("acme")} == {"b"}
+
+
 async def test_export_pages_through_every_point_with_its_vector_and_payload(store: Any) -> None:
     await store.ensure_tenant("acme", DIM, "m")
     written = [point("a", i, 1, [1.0, float(i), 0.5, 0.0]) for i in range(7)]

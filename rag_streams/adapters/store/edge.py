@@ -114,6 +114,26 @@ class EdgeVectorStore(EdgeCollections):
 
         return await self._run(run)
 
+    async def retag(
+        self, tenant: str, doc_id: str, common: dict[str, Any], *, previous: int, version: int, expect: int
+    ) -> int:
+        """Move an unchanged document from ``previous`` to ``version``: when exactly ``expect`` points
+        of it are stored at ``previous``, give them ``common`` (document-level keys) and the new
+        version in ONE filtered ``set_payload``; their vectors and slot keys stay. Returns the
+        number of points found at ``previous`` (not ``expect``: nothing was written)."""
+        if not await self.has_tenant(tenant):
+            return 0
+        name = self._resolve(tenant, None)
+        at = Filter(must=[_of_doc(doc_id), FieldCondition("version", range=RangeFloat(gte=previous, lte=previous))])
+
+        def run() -> int:
+            found = int(self._handle(name).shard.count(CountRequest(exact=True, filter=at)))
+            if found == expect:
+                self._apply(name, UpdateOperation.set_payload_by_filter(at, {**common, "version": version}))
+            return found
+
+        return await self._run(run)
+
     async def delete_doc(
         self,
         tenant: str,

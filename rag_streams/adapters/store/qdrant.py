@@ -94,6 +94,30 @@ class QdrantVectorStore(QdrantCollections):
 
         return await self._run(run)
 
+    async def retag(
+        self, tenant: str, doc_id: str, common: dict[str, Any], *, previous: int, version: int, expect: int
+    ) -> int:
+        """Move an unchanged document from ``previous`` to ``version``: when exactly ``expect`` points
+        of it are stored at ``previous``, give them ``common`` (document-level keys) and the new
+        version in ONE filtered ``set_payload``. Returns the number found at ``previous``."""
+        if not await self.has_tenant(tenant):
+            return 0
+        alias = self.alias(tenant)
+        at = models.Filter(
+            must=[
+                models.FieldCondition(key="doc_id", match=models.MatchValue(value=doc_id)),
+                models.FieldCondition(key="version", range=models.Range(gte=previous, lte=previous)),
+            ]
+        )
+
+        def run() -> int:
+            found = self._client.count(alias, count_filter=at, exact=True).count
+            if found == expect:
+                self._client.set_payload(alias, {**common, "version": version}, points=at, wait=True)
+            return found
+
+        return await self._run(run)
+
     async def delete_doc(
         self,
         tenant: str,
