@@ -155,7 +155,8 @@ async def _run_workers(pipeline: Pipeline, versions: dict[str, int], published_a
     async def exported_zero() -> bool:
         lags = await samples(pipeline, "rag_kafka_consumer_lag")
         drain = await samples(pipeline, "rag_drain_time_seconds")
-        return len(lags) == 9 and sum(lags.values()) == 0 and by(drain, group=group) == 0
+        consumed = len(pipeline_stages(pipeline.settings))
+        return len(lags) == 3 * consumed and sum(lags.values()) == 0 and by(drain, group=group) == 0
 
     await pipeline.wait_for(exported_zero, timeout=60, what="rag_kafka_consumer_lag to reach 0 on /metrics")
 
