@@ -130,8 +130,10 @@ def register(p: Pipeline) -> Any:
     async def chunk_documents(stream: Any) -> None:
         await runtime.each(stream, handle)
 
-    @app.agent(p.topic("raw_bulk"), name=f"{__name__}.chunk_bulk_documents")
-    async def chunk_bulk_documents(stream: Any) -> None:
-        await runtime.each(stream, handle_bulk)
+    if p.settings.bulk_lane:  # RAG_BULK_LANE
+
+        @app.agent(p.topic("raw_bulk"), name=f"{__name__}.chunk_bulk_documents")
+        async def chunk_bulk_documents(stream: Any) -> None:
+            await runtime.each(stream, handle_bulk)
 
     return chunk_documents

@@ -132,8 +132,10 @@ def register(p: Pipeline) -> Any:
     async def handle_bulk_batch(events: list[Any]) -> None:
         await handle_batch(events, "bulk")
 
-    @app.agent(p.topic("chunks_bulk"), name=f"{__name__}.embed_bulk_chunks")
-    async def embed_bulk_chunks(stream: Any) -> None:
-        await runtime.batches(stream, handle_bulk_batch, size=p.settings.bulk_embed_batch)
+    if p.settings.bulk_lane:  # RAG_BULK_LANE
+
+        @app.agent(p.topic("chunks_bulk"), name=f"{__name__}.embed_bulk_chunks")
+        async def embed_bulk_chunks(stream: Any) -> None:
+            await runtime.batches(stream, handle_bulk_batch, size=p.settings.bulk_embed_batch)
 
     return embed_chunks

@@ -130,6 +130,14 @@ class Settings:
         "RAG_CHUNK_TOKENS", "model tokens per chunk (at most the model's max sequence length - 2)", default=200
     )
     chunk_overlap: int = _env("RAG_CHUNK_OVERLAP", "tokens shared by consecutive chunks", default=32)
+    bulk_lane: bool = _env(
+        "RAG_BULK_LANE",
+        "consume the bulk lane ({prefix}.documents.raw.bulk: `publish --bulk`) with a second chunk and embed"
+        " agent, after interactive work (docs/multitenancy.md, Fairness). Off by default in this release:"
+        " a hand-over between two embed workers committed some embeddings twice in a test; off, `--bulk`"
+        " publishes to the raw topic like any other document",
+        default=False,
+    )
     retag_unchanged: bool = _env(
         "RAG_RETAG_UNCHANGED",
         "chunk stage: a new version with the same text and metadata as the live one is one retag record"

@@ -68,7 +68,7 @@ class DocumentProducer:
         """Publish a document; ``bulk``: to the bulk lane's raw topic (embedded while interactive updates
         leave the model idle: docs/multitenancy.md, Fairness)."""
         doc = validate_raw(doc, max_bytes=self.settings.max_doc_bytes)
-        topic = self.bulk_topic if bulk else self.topic
+        topic = self.bulk_topic if bulk and self.settings.bulk_lane else self.topic
         with tracing.publishing(topic, doc):  # traced: the record carries the span's traceparent
             value, key = RAW.encode(doc), doc.key.encode()
             await self._producer.send_and_wait(topic, value, key=key, headers=tracing.inject(headers))

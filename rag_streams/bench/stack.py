@@ -76,6 +76,7 @@ class Stack:
             "RAG_QDRANT_URL": "",
             "RAG_QDRANT_PATH": "",
             "RAG_VECTOR_STORE": "",
+            "RAG_BULK_LANE": os.environ.get("RAG_BULK_LANE", "true"),  # the noisy-neighbour scenario's lane
         }
         self.settings = load_settings({k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None)
         self.log = workdir / "worker.log"

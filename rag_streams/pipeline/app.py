@@ -91,7 +91,7 @@ def create_app(
             partitions=settings.topic_partitions,
         )
     for spec in GRAPH:  # a bulk lane commits in its stage's transaction of the same partition
-        if spec.bulk_input is not None:
+        if spec.bulk_input is not None and settings.bulk_lane:
             transaction_group(getattr(p.names, spec.bulk_input), getattr(p.names, spec.input))
     p.app.task(_check_processing_guarantee(p))
     if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)

@@ -23,6 +23,7 @@ _AGENT_ENV = {
     "RAG_CHUNK_OVERLAP": "4",
     "RAG_EMBED_BATCH": "8",
     "RAG_EMBED_WINDOW_S": "0.1",
+    "RAG_BULK_LANE": "true",
 }
 settings = load_settings({**os.environ, **_AGENT_ENV}, dotenv=None)
 pipeline = create_app(settings, http=False)

@@ -51,7 +51,7 @@ def test_importing_any_module_reads_no_environment_and_builds_nothing(tmp_path: 
 
 @pytest.mark.parametrize("roles", [("chunk",), ("embed",), ("index",), ("chunk", "embed"), ROLES, ()])
 def test_the_app_registers_exactly_its_roles_agents_and_tables(tmp_path: Path, roles: tuple[str, ...]) -> None:
-    p = create_app(load_settings({"RAG_DATA_DIR": str(tmp_path)}, dotenv=None), roles=roles)
+    p = create_app(load_settings({"RAG_DATA_DIR": str(tmp_path), "RAG_BULK_LANE": "true"}, dotenv=None), roles=roles)
     assert set(p.agents) == set(roles)
     assert {agent.name for agent in p.app.agents.values()} >= {
         f"{spec.agent}.{spec.agent.rsplit('.', 1)[1]}" for spec in GRAPH if spec.role in roles
