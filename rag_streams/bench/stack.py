@@ -62,6 +62,7 @@ class Stack:
         self.port = free_port()
         run = uuid.uuid4().hex[:8]
         self.env = os.environ.copy()  # the worker inherits the caller's settings, but not its pipeline
+        self.env.setdefault("RAG_BULK_LANE", "true")  # the noisy-neighbour scenario's lane, unless set
         self.env |= {
             "RAG_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "RAG_REDIS_URL": self.redis.url if self.redis else "",
@@ -76,7 +77,6 @@ class Stack:
             "RAG_QDRANT_URL": "",
             "RAG_QDRANT_PATH": "",
             "RAG_VECTOR_STORE": "",
-            "RAG_BULK_LANE": os.environ.get("RAG_BULK_LANE", "true"),  # the noisy-neighbour scenario's lane
         }
         self.settings = load_settings({k: v for k, v in self.env.items() if k.startswith("RAG_")}, dotenv=None)
         self.log = workdir / "worker.log"
