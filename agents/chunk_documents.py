@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, RAW
@@ -71,9 +72,6 @@ def register(p: Pipeline) -> Any:
         async with gate.turn(bulk=lane == "bulk"):
             await chunk_event(event, lane)
 
-    async def handle_bulk(event: Any) -> None:
-        await handle(event, "bulk")
-
     async def chunk_event(event: Any, lane: str) -> None:
         doc, state = await decode(event)
         if doc is None:
@@ -134,6 +132,6 @@ def register(p: Pipeline) -> Any:
 
         @app.agent(p.topic("raw_bulk"), name=f"{__name__}.chunk_bulk_documents")
         async def chunk_bulk_documents(stream: Any) -> None:
-            await runtime.each(stream, handle_bulk)
+            await runtime.each(stream, partial(handle, lane="bulk"))
 
     return chunk_documents

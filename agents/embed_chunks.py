@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING
@@ -129,13 +130,10 @@ def register(p: Pipeline) -> Any:
     async def embed_chunks(stream: Any) -> None:
         await runtime.batches(stream, handle_batch)
 
-    async def handle_bulk_batch(events: list[Any]) -> None:
-        await handle_batch(events, "bulk")
-
     if p.settings.bulk_lane:  # RAG_BULK_LANE
 
         @app.agent(p.topic("chunks_bulk"), name=f"{__name__}.embed_bulk_chunks")
         async def embed_bulk_chunks(stream: Any) -> None:
-            await runtime.batches(stream, handle_bulk_batch, size=p.settings.bulk_embed_batch)
+            await runtime.batches(stream, partial(handle_batch, lane="bulk"), size=p.settings.bulk_embed_batch)
 
     return embed_chunks
