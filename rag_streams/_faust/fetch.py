@@ -31,7 +31,10 @@ which have no committed offsets and are positioned by table recovery, are left a
 
 A dropped batch may also hold records of changelog partitions that the new generation's table
 recovery had already sought and resumed: those are sought back to the batch's first record, or
-the tables would be restored without them.
+the tables would be restored without them. That seek comes first (it is local; the seek to the
+committed offsets asks the broker and took 1.5 s once), and until the batch is handed out or
+sought back to, work-around 9 does not end a recovery (:func:`batch_in_hand`): the positions of
+its partitions are past records the tables have not seen.
 
 Last, Faust's ``getmany`` skips, without a word, fetched records of a partition that is not active
 when their turn comes; their position is gone, and only a seek fetches them again. After the final
@@ -52,6 +55,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from rag_streams._faust.acks import withhold_ack
 from rag_streams._faust.patch import patch_once
+from rag_streams._faust.recovery import batch_in_hand
 
 __all__ = ["install_fetch_generation_guard"]
 log = logging.getLogger(__name__)
@@ -68,11 +72,13 @@ def _discards_batches_fetched_across_a_rebalance(original: Any) -> Any:
     async def wait_next_records(self: Consumer, timeout: float) -> Any:
         before = _rebalance_mark(self.app)
         records, active_partitions = await original(self, timeout)
+        if records:
+            batch_in_hand(self, True)  # until getmany has handed it out or sought back (work-around 9 waits)
         if records and _rebalance_mark(self.app) != before:
             log.debug("dropped a batch fetched before the rebalance (work-around 13): %d partitions", len(records))
+            await _changelogs_back_to(self, records)  # first: table recovery may be reading them now
             if self.flow_active:  # rebalanced and resumed already: nothing else will seek (inactive: getmany does)
                 await self.perform_seek()
-            await _changelogs_back_to(self, records)
             return {}, active_partitions
         setattr(self, _FETCHED, (before, records))  # what getmany is to hand out (see below)
         return records, active_partitions
@@ -101,20 +107,24 @@ async def _changelogs_back_to(consumer: Consumer, records: Any) -> None:
 def _fetches_again_what_it_did_not_hand_out(original: Any) -> Any:
     async def getmany(self: Consumer, timeout: float) -> Any:
         setattr(self, _FETCHED, None)
+        batch_in_hand(self, False)  # the previous call's generator may have been left unfinished
         handed: dict[Any, int] = {}  # tp -> offset of the last record handed out
-        async for tp, message in original(self, timeout):
-            handed[tp] = message.offset
-            yield tp, message
-        fetched = getattr(self, _FETCHED, None)
-        if fetched is None or _rebalance_mark(self.app) != fetched[0]:
-            return  # nothing fetched, or a rebalance came: its seek fetches everything again
-        for tp, records in fetched[1].items():
-            rest = [r.offset for r in records if r.offset > handed.get(tp, -1)]
-            if rest and tp in self.assignment():  # skipped (its partition paused meanwhile): fetch it again
-                log.debug(
-                    "fetching %s again from %d: Faust skipped %d records (work-around 13)", tp, rest[0], len(rest)
-                )
-                await self.seek(tp, rest[0])
+        try:
+            async for tp, message in original(self, timeout):
+                handed[tp] = message.offset
+                yield tp, message
+            fetched = getattr(self, _FETCHED, None)
+            if fetched is None or _rebalance_mark(self.app) != fetched[0]:
+                return  # nothing fetched, or a rebalance came: its seek fetches everything again
+            for tp, records in fetched[1].items():
+                rest = [r.offset for r in records if r.offset > handed.get(tp, -1)]
+                if rest and tp in self.assignment():  # skipped (its partition paused meanwhile): fetch it again
+                    log.debug(
+                        "fetching %s again from %d: Faust skipped %d records (work-around 13)", tp, rest[0], len(rest)
+                    )
+                    await self.seek(tp, rest[0])
+        finally:
+            batch_in_hand(self, False)
 
     return getmany
 

@@ -20,6 +20,14 @@
    highwater of every partition still "remaining" and the changelog queue stayed empty for two
    checks in a row; it lowers those highwaters to the last offset read (it never raises an
    offset, so a record still on its way would be applied, not skipped).
+
+   "Passed the highwater" means fetched, not applied: a batch the consumer fetched and work-around
+   13 then dropped (fetched across a rebalance, or skipped by Faust's getmany) moves the position
+   past records that only its seek back fetches again. While such a batch is in hand
+   (:func:`batch_in_hand`), the watch waits. Found by tests/integration/test_worker_roles.py with
+   the bulk lane on: the seek to the committed offsets before that seek back took 1.5 s, the
+   watch ended the recovery meanwhile with nothing restored, and the embed worker that took over
+   embedded again the chunks its predecessor had committed (read_committed duplicates).
 """
 
 from __future__ import annotations
@@ -37,10 +45,23 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from rag_streams._faust.patch import patch_once
 
-__all__ = ["RecoveryEndWatch", "install_broker_highwaters", "install_recovery_end_watch", "watch_recovery_end"]
+__all__ = [
+    "RecoveryEndWatch",
+    "batch_in_hand",
+    "install_broker_highwaters",
+    "install_recovery_end_watch",
+    "watch_recovery_end",
+]
 
 log = logging.getLogger(__name__)
 _SOUGHT = "_rag_active_offsets_sought"  # set on a Recovery once this round's seek is done
+_IN_HAND = "_rag_fetched_batch_in_hand"  # set on the consumer from a fetch's return to its hand-out
+
+
+def batch_in_hand(consumer: Any, in_hand: bool) -> None:
+    """Mark that ``consumer`` holds fetched records not yet handed out or sought back to: their
+    partitions' positions are past records no table has seen yet (work-around 13 sets it)."""
+    setattr(consumer, _IN_HAND, in_hand)
 
 
 async def _broker_highwaters(self: AIOKafkaConsumerThread, partitions: list[Any]) -> Mapping[Any, int]:
@@ -119,7 +140,7 @@ class RecoveryEndWatch:
             self._last = None
             return False
         remaining = sorted(tp for tp, n in recovery.active_remaining().items() if n > 0)
-        if not remaining or not app.tables.changelog_queue.empty():
+        if not remaining or not app.tables.changelog_queue.empty() or getattr(app.consumer, _IN_HAND, False):
             self._last = None
             return False
         offsets = recovery.active_offsets
