@@ -133,10 +133,9 @@ class Settings:
     bulk_lane: bool = _env(
         "RAG_BULK_LANE",
         "consume the bulk lane ({prefix}.documents.raw.bulk: `publish --bulk`) with a second chunk and embed"
-        " agent, after interactive work (docs/multitenancy.md, Fairness). Off by default in this release:"
-        " a hand-over between two embed workers committed some embeddings twice in a test; off, `--bulk`"
-        " publishes to the raw topic like any other document",
-        default=False,
+        " agent, after interactive work (docs/multitenancy.md, Fairness). Off: no bulk agents, and"
+        " `publish --bulk` writes the raw topic like any other document",
+        default=True,
     )
     retag_unchanged: bool = _env(
         "RAG_RETAG_UNCHANGED",

@@ -62,7 +62,6 @@ class Stack:
         self.port = free_port()
         run = uuid.uuid4().hex[:8]
         self.env = os.environ.copy()  # the worker inherits the caller's settings, but not its pipeline
-        self.env.setdefault("RAG_BULK_LANE", "true")  # the noisy-neighbour scenario's lane, unless set
         self.env |= {
             "RAG_KAFKA_BOOTSTRAP": self.kafka.bootstrap,
             "RAG_REDIS_URL": self.redis.url if self.redis else "",

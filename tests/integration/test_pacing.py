@@ -141,13 +141,13 @@ async def test_publish_rate_and_window_send_every_file_once_and_only_inside_the_
     results = await pipeline.search("windowed", "Note 3 about lighthouses", k=1)
     assert results and results[0]["doc_id"] == "note-03.txt"
 
-    # --bulk with RAG_BULK_LANE off (the default): to the raw topic, indexed like any other
+    # --bulk (RAG_BULK_LANE on, the default): to the bulk lane's topic, indexed like any other
     notes = write_notes(tmp_path / "bulk", 3, "canals")
     cli = await Cli.start(pipeline, ["rag-streams", "publish", "--tenant", "bulky", "--bulk", str(tmp_path / "bulk")])
     code, out = await cli.finish()
     assert code == 0 and "published 3 document(s) for tenant bulky" in out, out
-    assert sorted(d.doc_id for d in await raw_docs(pipeline, "bulky")) == sorted(notes)
-    assert await raw_docs(pipeline, "bulky", bulk=True) == []
+    assert sorted(d.doc_id for d in await raw_docs(pipeline, "bulky", bulk=True)) == sorted(notes)
+    assert await raw_docs(pipeline, "bulky") == []
     await wait_indexed(pipeline, "bulky", set(notes))
 
 
