@@ -11,7 +11,7 @@ from typing import Any
 from rag_streams.adapters.producer import DocumentProducer
 from rag_streams.bench.corpus import Document
 from rag_streams.bench.stack import Stack
-from rag_streams.bench.stats import percentiles
+from rag_streams.bench.stats import CpuMeter, percentiles
 
 __all__ = ["Online"]
 
@@ -63,6 +63,7 @@ class Online:
         retagged_before = await self._retagged()
         skipped_before = await self.stack.metric("rag_embed_skipped_unchanged_total")
         model_before = await self.stack.metric("rag_embed_model_seconds_total")
+        cpu = CpuMeter(self.stack.pids())
         started = time.perf_counter()
         versions = await self.publish_all(tenant, docs)
         published = time.perf_counter() - started
@@ -90,6 +91,7 @@ class Online:
             await asyncio.sleep(max(0.02, min(0.25, now / 50)))
         now = time.perf_counter() - started
         elapsed = now
+        cpu_used = cpu.result()
         model_s = await self.stack.metric("rag_embed_model_seconds_total") - model_before
         steady = elapsed - (first_indexed or 0.0)
         return {
@@ -105,6 +107,7 @@ class Online:
             "model_busy_fraction": round(model_s / elapsed, 3),
             "embed_skipped": await self.stack.metric("rag_embed_skipped_unchanged_total") - skipped_before,
             "documents_retagged": await self._retagged() - retagged_before,
+            "cpu": cpu_used,  # where the cores' time went: worker, broker, cache, this process
             "series": series,
         }
 

@@ -107,6 +107,15 @@ class Stack:
             await asyncio.sleep(0.2)
         raise RuntimeError(f"the bench worker did not answer within 180 s; see {self.log}")
 
+    def pids(self) -> dict[str, int | None]:
+        """The processes of the stack, and this one (the bench: its polls and its producer)."""
+        return {
+            "worker": self.worker.pid if self.worker is not None else None,
+            "kafka": self.kafka.pid(),
+            "redis": self.redis.proc.pid if self.redis is not None and self.redis.proc is not None else None,
+            "bench": os.getpid(),
+        }
+
     def check_worker(self) -> None:
         if self.worker is None or self.worker.poll() is not None:
             raise RuntimeError(f"the bench worker exited; its log: {self.log}")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import os
 import platform
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["machine", "memory_mb", "percentiles", "versions"]
+__all__ = ["CpuMeter", "machine", "memory_mb", "percentiles", "versions"]
 
 PACKAGES = (
     "rag-streams",
@@ -55,6 +56,48 @@ def memory_mb(pid: int) -> dict[str, float]:
     except OSError:
         pass
     return out
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system, all threads) a live process has used, from /proc (Linux)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
+
+
+def machine_busy_s() -> float | None:
+    """CPU seconds all cores spent busy (not idle or waiting for I/O) since boot, from /proc/stat."""
+    try:
+        first = Path("/proc/stat").read_text().splitlines()[0].split()
+    except (OSError, IndexError):
+        return None
+    ticks = [int(x) for x in first[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+class CpuMeter:
+    """Where the CPU time of an interval went: each named process's CPU seconds and the whole
+    machine's busy seconds, against what the cores could give (``cores`` x wall time)."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.started = time.perf_counter()
+        self.before = {name: process_cpu_s(pid) for name, pid in self.pids.items()}
+        self.machine_before = machine_busy_s()
+
+    def result(self) -> dict[str, float]:
+        wall = time.perf_counter() - self.started
+        out: dict[str, float] = {"wall_s": round(wall, 2), "capacity_s": round(wall * (os.cpu_count() or 1), 2)}
+        for name, pid in self.pids.items():
+            now, then = process_cpu_s(pid), self.before[name]
+            if now is not None and then is not None:
+                out[f"{name}_s"] = round(now - then, 2)
+        busy = machine_busy_s()
+        if busy is not None and self.machine_before is not None:
+            out["machine_busy_s"] = round(busy - self.machine_before, 2)
+        return out
 
 
 def _cpu_model() -> str:
