@@ -39,6 +39,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("  CPU the cores had (cores x wall)", "pipeline.cpu.capacity_s", "s"),
     ("  CPU used: whole machine", "pipeline.cpu.machine_busy_s", "s"),
     ("    worker (all roles)", "pipeline.cpu.worker_s", "s"),
+    ("      bare encode of the corpus", "ceiling.cpu_s", "s"),
     ("    Kafka broker", "pipeline.cpu.kafka_s", "s"),
     ("    bench (publish, polls)", "pipeline.cpu.bench_s", "s"),
     ("freshness idle p50", "freshness.idle.p50_s", "s"),

@@ -38,6 +38,10 @@ def test_quick_bench_measures_every_figure_and_writes_json_and_plots(tmp_path: P
     assert r["ceiling"]["chunks"] == chunks and r["ceiling"]["chunks_per_s"] > 0
     assert r["naive"]["chunks"] == chunks
     assert r["pipeline"]["chunks"] == r["pipeline"]["points_stored"] == chunks
+    assert r["warm_up"]["seconds"] > 0 and r["ceiling"]["first_pass_chunks_per_s"] > 0 and r["ceiling"]["cpu_s"] > 0
+    cpu = r["pipeline"]["cpu"]  # where the cores' time went during the first ingest
+    assert 0 < cpu["worker_s"] <= cpu["capacity_s"] and cpu["kafka_s"] > 0 and cpu["bench_s"] > 0
+    assert cpu["machine_busy_s"] >= cpu["worker_s"] - 0.1
     assert r["pipeline"]["ratio_to_ceiling"] == round(r["pipeline"]["chunks_per_s"] / r["ceiling"]["chunks_per_s"], 3)
     assert r["settings"]["processing_guarantee"] == "exactly_once"
     assert r["freshness"]["idle"]["n"] == 10 and r["freshness"]["loaded"]["n"] == 10
