@@ -24,7 +24,7 @@ from rag_streams.adapters.kafka_local import LocalKafka
 from rag_streams.adapters.redis_local import RedisServer
 from rag_streams.settings import Settings, load_settings
 
-__all__ = ["Stack", "free_port"]
+__all__ = ["Stack", "free_port", "metric_sum"]
 
 
 _handed_out: set[int] = set()
@@ -50,6 +50,16 @@ def free_port(span: int = 1) -> int:
         _handed_out.update(ports)
         return port
     raise RuntimeError("no free port between 24000 and 32000")
+
+
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples in a /metrics text whose labels include ``labels``."""
+    total = 0.0
+    for match in re.finditer(rf"^{name}(?:{{([^}}]*)}})? (\S+)$", text, re.M):
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(2))
+    return total
 
 
 class Stack:
@@ -129,15 +139,13 @@ class Stack:
 
     async def metric(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples on the worker's /metrics whose labels include ``labels``."""
+        return metric_sum(await self.metrics_text(), name, **labels)
+
+    async def metrics_text(self) -> str:
+        """The worker's /metrics, once (a scrape costs the worker's event loop: poll with one)."""
         assert self._session is not None
         async with self._session.get(f"http://127.0.0.1:{self.port}/metrics") as resp:
-            text = await resp.text()
-        total = 0.0
-        for match in re.finditer(rf"^{name}(?:{{([^}}]*)}})? (\S+)$", text, re.M):
-            found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-            if all(found.get(k) == v for k, v in labels.items()):
-                total += float(match.group(2))
-        return total
+            return await resp.text()
 
     async def stop(self) -> None:
         if not self._started:

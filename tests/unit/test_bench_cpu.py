@@ -1,5 +1,5 @@
-"""The bench's CPU accounting: where the cores' time went during the first ingest (issue: measure
-where the remaining time goes). Read from /proc, so it is exercised on this very process."""
+"""The bench's measuring helpers: where the cores' time went during the first ingest (read from
+/proc, so exercised on this very process), and the /metrics sums its polls read."""
 
 from __future__ import annotations
 
@@ -32,3 +32,22 @@ def test_a_process_that_is_gone_is_left_out() -> None:
     assert process_cpu_s(child.pid) is None
     meter = CpuMeter({"gone": child.pid, "absent": None})
     assert "gone_s" not in meter.result() and "absent_s" not in meter.result()
+
+
+def test_metric_sum_adds_the_samples_whose_labels_match() -> None:
+    from rag_streams.bench.stack import metric_sum
+
+    text = "\n".join(
+        [
+            "# HELP rag_messages_processed_total events",
+            'rag_messages_processed_total{stage="index"} 7.0',
+            'rag_messages_processed_total{stage="embed"} 5.0',
+            'rag_messages_processed_total_created{stage="index"} 1.7e9',
+            'rag_retagged_total{stage="index",tenant="a"} 2.0',
+            'rag_retagged_total{stage="index",tenant="b"} 3.0',
+        ]
+    )
+    assert metric_sum(text, "rag_messages_processed_total", stage="index") == 7.0
+    assert metric_sum(text, "rag_messages_processed_total") == 12.0
+    assert metric_sum(text, "rag_retagged_total", stage="index") == 5.0
+    assert metric_sum(text, "rag_missing_total") == 0.0
