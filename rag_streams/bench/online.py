@@ -142,9 +142,11 @@ class Online:
     async def freshness_loaded(
         self, samples: int, docs: Sequence[Document], doc_chunks: Sequence[int], rate: float
     ) -> dict[str, Any]:
-        """Freshness probes while new documents (all their chunks to embed) arrive at ``rate`` chunks/s."""
+        """Freshness probes while new documents (all their chunks to embed) arrive at ``rate`` chunks/s.
+        Returns once the load is indexed too: what the next scenario measures must not queue behind it."""
         stop = asyncio.Event()
         sent = {"docs": 0, "chunks": 0}
+        versions: dict[str, int] = {}
 
         async def load() -> None:
             started, due, n = time.perf_counter(), 0.0, 0
@@ -157,7 +159,8 @@ class Online:
                         return
                     except asyncio.TimeoutError:
                         pass
-                await self.producer.upsert(LOAD_TENANT, f"r{n // len(docs)}/{doc.doc_id}", doc.text)
+                doc_id = f"r{n // len(docs)}/{doc.doc_id}"
+                versions[doc_id] = await self.producer.upsert(LOAD_TENANT, doc_id, doc.text)
                 sent["docs"] += 1
                 sent["chunks"] += count
                 due += count / rate
@@ -172,7 +175,17 @@ class Online:
         stop.set()
         await loader
         handled = await self._indexed() - before
+        drained = time.perf_counter()
+        while True:  # the load's backlog, still in the interactive lane
+            self.stack.check_worker()
+            _, stored = await self.stored_versions(LOAD_TENANT)
+            if all(v in stored.get(d, set()) for d, v in versions.items()):
+                break
+            if time.perf_counter() - drained > self.timeout_s:
+                raise RuntimeError("freshness at load: the load was not indexed")
+            await asyncio.sleep(0.25)
         return {
+            "drained_after_probes_s": round(time.perf_counter() - drained, 2),
             "latencies": probes,
             "rate_chunks_per_s": round(rate, 2),
             "offered_chunks": sent["chunks"],
