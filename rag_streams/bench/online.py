@@ -26,15 +26,17 @@ class Online:
         self.rng = random.Random(7)
 
     async def _indexed(self) -> float:
-        return (await self._progress())[0]
+        return (await self._counters())["indexed"]
 
-    async def _retagged(self) -> float:
-        return (await self._progress())[1]
-
-    async def _progress(self) -> tuple[float, float]:
-        """Index events handled and documents retagged by the index stage, from one /metrics scrape."""
+    async def _counters(self) -> dict[str, float]:
+        """The worker's counters an ingest reads, from one /metrics scrape (each costs its event loop)."""
         text = await self.stack.metrics_text()
-        return metric_sum(text, INDEXED, stage="index"), metric_sum(text, "rag_retagged_total", stage="index")
+        return {
+            "indexed": metric_sum(text, INDEXED, stage="index"),
+            "retagged": metric_sum(text, "rag_retagged_total", stage="index"),
+            "skipped": metric_sum(text, "rag_embed_skipped_unchanged_total"),
+            "model_s": metric_sum(text, "rag_embed_model_seconds_total"),
+        }
 
     async def publish_all(self, tenant: str, docs: Sequence[Document]) -> dict[str, int]:
         """Publish every document (concurrently: the producer batches them); doc_id -> version."""
@@ -65,10 +67,7 @@ class Online:
         has handled ``chunks`` events, or, when retags were indexed, as many as the documents.
         Polled every 2% of the time elapsed (20 to 250 ms), one /metrics scrape a poll: each costs the
         worker's event loop, as does reading the points."""
-        before = await self._indexed()
-        retagged_before = await self._retagged()
-        skipped_before = await self.stack.metric("rag_embed_skipped_unchanged_total")
-        model_before = await self.stack.metric("rag_embed_model_seconds_total")
+        before = await self._counters()
         cpu = CpuMeter(self.stack.pids())
         started = time.perf_counter()
         versions = await self.publish_all(tenant, docs)
@@ -78,8 +77,8 @@ class Online:
         count, stored = 0, dict[str, set[int]]()
         while True:
             self.stack.check_worker()
-            indexed, retagged_total = await self._progress()
-            done, retagged = indexed - before, retagged_total - retagged_before
+            now_counters = await self._counters()
+            done, retagged = (now_counters[k] - before[k] for k in ("indexed", "retagged"))
             now = time.perf_counter() - started
             series.append((round(now, 3), done))
             if done and first_indexed is None:
@@ -98,7 +97,8 @@ class Online:
         now = time.perf_counter() - started
         elapsed = now
         cpu_used = cpu.result()
-        model_s = await self.stack.metric("rag_embed_model_seconds_total") - model_before
+        after = await self._counters()
+        model_s = after["model_s"] - before["model_s"]
         steady = elapsed - (first_indexed or 0.0)
         return {
             "documents": len(docs),
@@ -111,8 +111,8 @@ class Online:
             "steady_chunks_per_s": chunks / steady if steady > 0 else None,
             "model_busy_s": round(model_s, 2),
             "model_busy_fraction": round(model_s / elapsed, 3),
-            "embed_skipped": await self.stack.metric("rag_embed_skipped_unchanged_total") - skipped_before,
-            "documents_retagged": await self._retagged() - retagged_before,
+            "embed_skipped": after["skipped"] - before["skipped"],
+            "documents_retagged": after["retagged"] - before["retagged"],
             "cpu": cpu_used,  # where the cores' time went: worker, broker, cache, this process
             "series": series,
         }
