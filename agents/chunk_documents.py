@@ -1,20 +1,18 @@
 """chunk: raw documents -> version check -> latest (compacted) -> chunks.
 
 Two agents, one per lane (rag_streams.pipeline.lanes): the raw topic's documents go to the chunks
-topic, the bulk raw topic's (``publish --bulk``) to the bulk chunks topic; one event at a time
-between them, the interactive lane first, with one table of accepted versions."""
+topic, the bulk raw topic's (``publish --bulk``) to the bulk chunks topic; the runtime takes their
+turns (one event at a time, the interactive lane first), with one table of accepted versions."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, RAW
 from rag_streams.errors import BadInput, retry_transient
 from rag_streams.observability import metrics, stage_tracing, tracing
-from rag_streams.pipeline.lanes import LaneGate
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import (
     DELETE,
@@ -51,7 +49,6 @@ def register(p: Pipeline) -> Any:
     accepted = accepted_versions(p)
     latest_topic = p.topic("latest")
     lanes = {"interactive": p.topic("chunks"), "bulk": p.topic("chunks_bulk")}  # lane -> where its chunks go
-    gate = LaneGate()
 
     async def decode(event: Any) -> tuple[RawDocument | None, DocState | None]:
         """The document (a delete for a Kafka tombstone; None: nothing live to delete) and its state."""
@@ -68,11 +65,7 @@ def register(p: Pipeline) -> Any:
         doc = decode_raw(key, event.message.value, max_bytes=settings.max_doc_bytes)
         return doc, DocState.from_json(accepted.get(doc.key))
 
-    async def handle(event: Any, lane: str = "interactive") -> None:
-        async with gate.turn(bulk=lane == "bulk"):
-            await chunk_event(event, lane)
-
-    async def chunk_event(event: Any, lane: str) -> None:
+    async def handle(event: Any, lane: str) -> None:
         doc, state = await decode(event)
         if doc is None:
             return
@@ -126,12 +119,12 @@ def register(p: Pipeline) -> Any:
 
     @app.agent(p.topic("raw"), name=f"{__name__}.chunk_documents")
     async def chunk_documents(stream: Any) -> None:
-        await runtime.each(stream, handle)
+        await runtime.each(stream, handle, lane="interactive")
 
     if p.settings.bulk_lane:  # RAG_BULK_LANE
 
         @app.agent(p.topic("raw_bulk"), name=f"{__name__}.chunk_bulk_documents")
         async def chunk_bulk_documents(stream: Any) -> None:
-            await runtime.each(stream, partial(handle, lane="bulk"))
+            await runtime.each(stream, handle, lane="bulk")
 
     return chunk_documents

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING
@@ -12,7 +11,6 @@ from rag_streams.adapters.embedding import Embedder
 from rag_streams.errors import PermanentError
 from rag_streams.observability import metrics, stage_tracing, tracing
 from rag_streams.pipeline.embed_model import embed_isolating
-from rag_streams.pipeline.lanes import LaneGate
 from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair, retag_of
 from rag_streams.rules.retag import retag_headers
@@ -55,13 +53,8 @@ def register(p: Pipeline) -> Any:
     slots, docs = embedded_slots(p), embedded_docs(p)
     embeddings_topic = p.topic("embeddings")
 
-    gate = LaneGate()  # one batch at a time, the interactive lane first (rag_streams.pipeline.lanes)
-
-    async def handle_batch(events: list[Any], lane: str = "interactive") -> None:
-        async with gate.turn(bulk=lane == "bulk"):
-            await embed_batch(events, lane)
-
-    async def embed_batch(events: list[Any], lane: str) -> None:
+    async def handle_batch(events: list[Any], lane: str) -> None:
+        """One batch of a lane (the runtime takes its turn: rag_streams.pipeline.lanes)."""
         decoded = await runtime.decoded(events, decode)
         for tenant, count in Counter(c.tenant_id for _, c in decoded).items():
             metrics.tenant_chunks_embedded_total.labels(tenant, lane).inc(count)
@@ -128,12 +121,12 @@ def register(p: Pipeline) -> Any:
 
     @app.agent(p.topic("chunks"), name=f"{__name__}.embed_chunks")
     async def embed_chunks(stream: Any) -> None:
-        await runtime.batches(stream, handle_batch)
+        await runtime.batches(stream, handle_batch, lane="interactive")
 
     if p.settings.bulk_lane:  # RAG_BULK_LANE
 
         @app.agent(p.topic("chunks_bulk"), name=f"{__name__}.embed_bulk_chunks")
         async def embed_bulk_chunks(stream: Any) -> None:
-            await runtime.batches(stream, partial(handle_batch, lane="bulk"), size=p.settings.bulk_embed_batch)
+            await runtime.batches(stream, handle_batch, size=p.settings.bulk_embed_batch, lane="bulk")
 
     return embed_chunks

@@ -21,6 +21,7 @@ from rag_streams.adapters import codecs
 from rag_streams.adapters.services import Services
 from rag_streams.observability import index_health as index_health_monitor
 from rag_streams.observability.diagnostics import log_stall_view
+from rag_streams.pipeline.lanes import Lanes
 from rag_streams.pipeline.runtime import StageRuntime
 from rag_streams.pipeline.stages import GRAPH, ROLES, stage
 from rag_streams.pipeline.topics import TopicNames, max_message_bytes
@@ -43,6 +44,7 @@ class Pipeline:
     topics: dict[str, Any] = field(default_factory=dict)  #: by TopicNames field: raw, latest, ...
     tables: dict[str, Any] = field(default_factory=dict)
     agents: dict[str, Any] = field(default_factory=dict)
+    lanes: Lanes = field(default_factory=Lanes)  #: the bulk lane waits while any stage has an update
 
     def topic(self, name: str) -> Any:
         """The topic of a TopicNames field (``raw``, ``raw_bulk``, ``latest``, ``chunks``, ``chunks_bulk``,
@@ -50,7 +52,7 @@ class Pipeline:
         return self.topics[name]
 
     def runtime(self, role: str) -> StageRuntime:
-        return StageRuntime(role, self.app, self.settings, self.topics["deadletter"])
+        return StageRuntime(role, self.app, self.settings, self.topics["deadletter"], self.lanes)
 
     def version_table(self, name: str, description: str, *, written_from: str) -> Any:
         """A version table (no default), co-partitioned with the topic ``written_from`` whose events

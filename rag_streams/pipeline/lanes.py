@@ -7,8 +7,14 @@ embed stages consume with a second agent each; in each stage the two agents take
 one :class:`LaneGate`:
 
 - work of the interactive lane runs as soon as the batch (event) in progress ends;
-- bulk work starts only when no interactive work is waiting, and bulk batches are small
-  (``RAG_BULK_EMBED_BATCH``), so an update waits for at most one of them.
+- bulk work starts only when no interactive work is waiting or running in *any* stage of the
+  worker (:class:`Lanes`, one per worker), and bulk batches are small (``RAG_BULK_EMBED_BATCH``),
+  so an update waits for at most one of them per stage.
+
+The worker-wide rule matters because the stages share the cores: a bulk load's documents are
+chunked in a burst (2,012 chunks in about 6 s here), and while that burst ran beside the embed
+stage, an update's chunk waited 0.5-1.2 s for the model instead of 0.1-0.2 s (bench diagnostic,
+2026-12-01). With the rule the chunk stage's bulk lane pauses while an update is being embedded.
 
 One batch at a time also keeps a stage's decisions serial: each plans from the tables the previous
 one wrote, whichever lane it came from. Both lanes of a partition commit in one transaction (a bulk
@@ -22,36 +28,48 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["LaneGate"]
+__all__ = ["LaneGate", "Lanes"]
+
+
+class Lanes:
+    """The worker's lanes: how many interactive batches wait or run in any of its stages."""
+
+    def __init__(self) -> None:
+        self.changed = asyncio.Condition()
+        self.interactive = 0
 
 
 class LaneGate:
-    """One batch at a time; interactive batches before bulk ones."""
+    """One stage's batches one at a time, interactive ones first; a bulk batch also waits for the
+    worker's other stages to have no interactive work (``lanes``, shared by the stages' gates)."""
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: Lanes | None = None) -> None:
+        self._lanes = lanes if lanes is not None else Lanes()
         self._busy = False
-        self._interactive_waiting = 0
-        self._changed = asyncio.Condition()
 
     @asynccontextmanager
     async def turn(self, *, bulk: bool) -> AsyncIterator[None]:
         """Hold the stage for one batch of a lane."""
-        async with self._changed:
+        lanes = self._lanes
+        async with lanes.changed:
             if not bulk:
-                self._interactive_waiting += 1
+                lanes.interactive += 1  # from now on: bulk batches in every stage wait
             try:
-                await self._changed.wait_for(lambda: not self._busy and (not bulk or not self._interactive_waiting))
-            finally:
+                await lanes.changed.wait_for(lambda: not self._busy and (not bulk or not lanes.interactive))
+            except BaseException:  # cancelled while waiting (a rebalance stops the agent)
                 if not bulk:
-                    self._interactive_waiting -= 1
-                    self._changed.notify_all()  # a bulk batch may go now (this one goes, or was cancelled)
+                    lanes.interactive -= 1
+                    lanes.changed.notify_all()
+                raise
             self._busy = True
         try:
             yield
         finally:
-            async with self._changed:
+            async with lanes.changed:
                 self._busy = False
-                self._changed.notify_all()
+                if not bulk:
+                    lanes.interactive -= 1
+                lanes.changed.notify_all()
 
     @property
     def busy(self) -> bool:

@@ -13,6 +13,10 @@ An agent is decode -> pure rule -> emit over it::
             await out_topic.send(...)
             table[key] = row
 
+A stage with a bulk lane (rag_streams.pipeline.lanes) runs a second agent on the bulk topic with
+``lane="bulk"`` (and its first with ``lane="interactive"``): the runtime then takes the stage's
+:class:`LaneGate` turn around each call and passes the lane, ``handle(event, lane)``.
+
 The runtime owns the loop rather than handing out batches from a generator because the guard
 against acking unfinished work (work-around 11, :mod:`rag_streams._faust.acks`) must surround the
 *body* of the loop: an exception there never reaches a generator, only its suspension point.
@@ -31,6 +35,7 @@ from rag_streams._faust.compat import acting_on
 from rag_streams.errors import PermanentError
 from rag_streams.observability import metrics, stage_tracing
 from rag_streams.pipeline.deadletter import dead_letter
+from rag_streams.pipeline.lanes import LaneGate, Lanes
 from rag_streams.settings import Settings
 
 __all__ = ["StageRuntime"]
@@ -40,41 +45,58 @@ T = TypeVar("T")
 class StageRuntime:
     """The protocol of one stage (``name``: its role) on one Faust app."""
 
-    def __init__(self, name: str, app: Any, settings: Settings, deadletter_topic: Any) -> None:
+    def __init__(
+        self, name: str, app: Any, settings: Settings, deadletter_topic: Any, lanes: Lanes | None = None
+    ) -> None:
         self.name = name
         self.app = app
         self.settings = settings
         self._deadletter = deadletter_topic
+        self._gate = LaneGate(lanes)  # the stage's turns, when it has lanes
 
-    async def each(self, stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+    async def each(self, stream: Any, handle: Callable[..., Awaitable[None]], *, lane: str | None = None) -> None:
         """Handle the stream's events one by one. An event whose handling is cut off (a stop, a
         rebalance, a bug) is not acked, so its partition's next owner processes it again; one that
-        fails for good (PermanentError) is dead-lettered and acked."""
+        fails for good (PermanentError) is dead-lettered and acked. With ``lane``: ``handle(event, lane)``
+        in the stage's lane turns."""
         async for event in stream.events():
             with (
                 redelivered_unless_done(self.app.consumer, [event]),
                 stage_tracing.consuming(self.name, [event], batch=False),
             ):
                 try:
-                    await handle(event)
+                    await self._call(handle, event, lane)
                 except PermanentError as exc:
                     await self.dead_letter(event, exc)
             metrics.messages_processed_total.labels(self.name).inc()
 
     async def batches(
-        self, stream: Any, handle: Callable[[list[Any]], Awaitable[None]], *, size: int | None = None
+        self,
+        stream: Any,
+        handle: Callable[..., Awaitable[None]],
+        *,
+        size: int | None = None,
+        lane: str | None = None,
     ) -> None:
         """Handle the stream in batches of up to ``size`` (RAG_EMBED_BATCH) events or RAG_EMBED_WINDOW_S.
         Faust acks a whole batch when it ends: ``handle`` dead-letters its own failures (see
-        :meth:`decoded`); a batch cut off is not acked."""
+        :meth:`decoded`); a batch cut off is not acked. With ``lane``: ``handle(events, lane)`` in the
+        stage's lane turns."""
         size, within = size or self.settings.embed_batch, self.settings.embed_window_s
         async for events in stream.take_events(size, within=within):
             with (
                 redelivered_unless_done(self.app.consumer, events),
                 stage_tracing.consuming(self.name, events, batch=True),
             ):
-                await handle(events)
+                await self._call(handle, events, lane)
             metrics.messages_processed_total.labels(self.name).inc(len(events))
+
+    async def _call(self, handle: Callable[..., Awaitable[None]], work: Any, lane: str | None) -> None:
+        if lane is None:
+            await handle(work)
+            return
+        async with self._gate.turn(bulk=lane == "bulk"):
+            await handle(work, lane)
 
     async def decoded(self, events: Iterable[Any], decode: Callable[[Any], T]) -> list[tuple[Any, T]]:
         """``(event, decode(event))`` for the events that decode; the others are dead-lettered."""

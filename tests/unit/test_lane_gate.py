@@ -1,4 +1,4 @@
-"""The embed stage's two lanes: one batch at a time, interactive batches before bulk ones."""
+"""The lanes of a stage: one batch at a time, interactive batches before bulk ones, worker-wide."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rag_streams.pipeline.lanes import LaneGate
+from rag_streams.pipeline.lanes import LaneGate, Lanes
 
 
 async def _batch(gate: LaneGate, name: str, bulk: bool, log: list[str], hold: asyncio.Event | None = None) -> None:
@@ -62,3 +62,53 @@ async def test_a_failing_batch_releases_the_gate() -> None:
             raise RuntimeError("model failed")
     assert not gate.busy
     await asyncio.wait_for(_batch(gate, "next", True, []), 5)
+
+
+async def test_a_bulk_batch_waits_while_another_stage_of_the_worker_has_an_update() -> None:
+    """The worker-wide rule: the chunk stage's bulk lane pauses while the embed stage has an
+    update waiting or running (they share the cores)."""
+    lanes = Lanes()
+    chunk, embed = LaneGate(lanes), LaneGate(lanes)
+    log: list[str] = []
+    model, update_hold = asyncio.Event(), asyncio.Event()
+    bulk_embed = asyncio.create_task(_batch(embed, "bulk-embed", True, log, model))
+    await asyncio.sleep(0.01)
+    update = asyncio.create_task(_batch(embed, "update", False, log, update_hold))  # waits for bulk-embed
+    await asyncio.sleep(0.01)
+    bulk_chunk = asyncio.create_task(_batch(chunk, "bulk-chunk", True, log))
+    await asyncio.sleep(0.01)
+    assert log == ["start bulk-embed"]  # the other stage's bulk batch waits for the waiting update
+    model.set()
+    await asyncio.sleep(0.01)
+    assert log == ["start bulk-embed", "end bulk-embed", "start update"]  # ... and for it to run
+    update_hold.set()
+    await asyncio.wait_for(asyncio.gather(bulk_embed, update, bulk_chunk), 5)
+    assert log[3:] == ["end update", "start bulk-chunk", "end bulk-chunk"]
+    assert lanes.interactive == 0
+
+
+async def test_updates_of_different_stages_run_side_by_side() -> None:
+    lanes = Lanes()
+    chunk, embed = LaneGate(lanes), LaneGate(lanes)
+    log: list[str] = []
+    hold = asyncio.Event()
+    first = asyncio.create_task(_batch(embed, "embed-update", False, log, hold))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(_batch(chunk, "chunk-update", False, log))
+    await asyncio.wait_for(second, 5)  # not held back by the other stage's update
+    hold.set()
+    await asyncio.wait_for(first, 5)
+    assert log[:3] == ["start embed-update", "start chunk-update", "end chunk-update"]
+
+
+async def test_a_bulk_batch_already_running_is_not_interrupted_by_another_stages_update() -> None:
+    lanes = Lanes()
+    chunk, embed = LaneGate(lanes), LaneGate(lanes)
+    log: list[str] = []
+    hold = asyncio.Event()
+    bulk = asyncio.create_task(_batch(chunk, "bulk-chunk", True, log, hold))
+    await asyncio.sleep(0.01)
+    await asyncio.wait_for(_batch(embed, "update", False, log), 5)  # another stage: goes at once
+    hold.set()
+    await asyncio.wait_for(bulk, 5)
+    assert log == ["start bulk-chunk", "start update", "end update", "end bulk-chunk"]
