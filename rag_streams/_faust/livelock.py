@@ -1,4 +1,4 @@
-"""Work-arounds 15 and 21: Faust's livelock detector under exactly_once.
+"""Work-arounds 15, 21 and 22: Faust's livelock detector under exactly_once and the bulk lane.
 
 15. The detector skips a partition whose fetch position is not known yet.
 
@@ -17,11 +17,23 @@ thread's ``tp_last_committed_at``; only the plain ``AIOKafkaConsumerThread._comm
 under exactly_once every commit goes through ``TransactionManager.commit`` instead. So any
 exactly_once worker with a backlog for more than five minutes (a bulk load) logged a stall that was
 not there. Not reported upstream.
+
+22. A stream that waits by design is not stalled. The detector logs "Stream has not started
+processing TP" / "Stream stopped processing, or is slow for TP" (ERROR) for a partition with
+unconsumed records and no event taken for ``stream_processing_timeout`` (300 s), whatever the
+reason. The bulk lane (rag_streams.pipeline.lanes) waits while any stage has an update, by design:
+under steady updates, a bulk partition behind it was reported as stalled (seen once in a full
+bench run, "started 5.54 minutes ago"). :func:`yields_by_design` registers such a topic with a
+predicate, "its lane is alive at monotonic time ``now``" (waiting for its turn, or a turn started
+or ended within the timeout); while it holds, only the fetch path is verified for its partitions,
+as Faust does during recovery. A lane stuck inside a turn for longer is still reported. Faust has
+no setting per topic (only the worker-wide timeout). Not reported upstream.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import TopicPartition
@@ -30,7 +42,14 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from rag_streams._faust.patch import patch_once
 
-__all__ = ["install_livelock_check_guard", "install_transaction_commit_times", "position_known"]
+__all__ = [
+    "install_livelock_check_guard",
+    "install_transaction_commit_times",
+    "install_yielding_streams",
+    "position_known",
+    "waiting_by_design",
+    "yields_by_design",
+]
 
 
 def position_known(thread: Any, tp: Any) -> bool:
@@ -73,3 +92,34 @@ def _records_commit_times(original: Any) -> Any:
 def install_transaction_commit_times() -> None:
     """Record the partitions a transactional commit committed, as the plain commit does (idempotent)."""
     patch_once(TransactionManager, "commit", _records_commit_times)
+
+
+_YIELDING = "_rag_yielding_streams"  # the app's attribute: topic -> alive(now, timeout)
+
+
+def yields_by_design(app: Any, topic: str, alive: Callable[[float, float], bool]) -> None:
+    """Tell ``app``'s livelock check that ``topic``'s stream waits by design while ``alive(now,
+    timeout)`` (monotonic seconds) holds: its partitions' silence is not a stall then."""
+    if getattr(app, _YIELDING, None) is None:
+        setattr(app, _YIELDING, {})
+    getattr(app, _YIELDING)[topic] = alive
+
+
+def waiting_by_design(app: Any) -> dict[str, Callable[[float, float], bool]]:
+    """The topics registered with :func:`yields_by_design` on ``app``."""
+    return dict(getattr(app, _YIELDING, None) or {})
+
+
+def _skips_streams_waiting_by_design(original: Any) -> Any:
+    def verify_event_path(self: AIOKafkaConsumerThread, now: float, tp: Any) -> Any:
+        alive = waiting_by_design(self.consumer.app).get(tp.topic)
+        if alive is not None and alive(now, self.tp_stream_timeout_secs):
+            return self.verify_recovery_event_path(now, tp)  # the fetch path only
+        return original(self, now, tp)
+
+    return verify_event_path
+
+
+def install_yielding_streams() -> None:
+    """Verify only the fetch path of a stream that waits by design while its lane is alive (idempotent)."""
+    patch_once(AIOKafkaConsumerThread, "verify_event_path", _skips_streams_waiting_by_design)

@@ -17,6 +17,7 @@ import faust
 
 from rag_streams._faust import install_all
 from rag_streams._faust.compat import transaction_group
+from rag_streams._faust.livelock import yields_by_design
 from rag_streams.adapters import codecs
 from rag_streams.adapters.services import Services
 from rag_streams.observability import index_health as index_health_monitor
@@ -95,6 +96,7 @@ def create_app(
     for spec in GRAPH:  # a bulk lane commits in its stage's transaction of the same partition
         if spec.bulk_input is not None and settings.bulk_lane:
             transaction_group(getattr(p.names, spec.bulk_input), getattr(p.names, spec.input))
+            yields_by_design(p.app, getattr(p.names, spec.bulk_input), p.lanes.bulk_alive)  # work-around 22
     p.app.task(_check_processing_guarantee(p))
     if settings.log_level == "debug":  # what a stalled worker is doing, every 10 s (see diagnostics)
         p.app.timer(10.0)(log_stall_view(p.app))

@@ -25,6 +25,7 @@ Streams task), so no decision rests on a table row a crash could roll back witho
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -32,11 +33,20 @@ __all__ = ["LaneGate", "Lanes"]
 
 
 class Lanes:
-    """The worker's lanes: how many interactive batches wait or run in any of its stages."""
+    """The worker's lanes: how many interactive batches wait or run in any of its stages, and
+    whether the bulk lane is alive (for Faust's livelock check: work-around 22)."""
 
     def __init__(self) -> None:
         self.changed = asyncio.Condition()
         self.interactive = 0
+        self.bulk_waiting = 0  #: bulk batches waiting for their turn
+        self.bulk_moved_at: float | None = None  #: monotonic time a bulk turn last started or ended
+
+    def bulk_alive(self, now: float, within: float) -> bool:
+        """Whether the bulk lane waits for its turn, or a bulk turn started or ended ``within``
+        seconds before ``now`` (monotonic): its partitions' silence is by design, not a stall."""
+        moved = self.bulk_moved_at
+        return self.bulk_waiting > 0 or (moved is not None and now - moved < within)
 
 
 class LaneGate:
@@ -52,7 +62,9 @@ class LaneGate:
         """Hold the stage for one batch of a lane."""
         lanes = self._lanes
         async with lanes.changed:
-            if not bulk:
+            if bulk:
+                lanes.bulk_waiting += 1
+            else:
                 lanes.interactive += 1  # from now on: bulk batches in every stage wait
             try:
                 await lanes.changed.wait_for(lambda: not self._busy and (not bulk or not lanes.interactive))
@@ -61,13 +73,19 @@ class LaneGate:
                     lanes.interactive -= 1
                     lanes.changed.notify_all()
                 raise
+            finally:
+                if bulk:
+                    lanes.bulk_waiting -= 1
+                    lanes.bulk_moved_at = time.monotonic()
             self._busy = True
         try:
             yield
         finally:
             async with lanes.changed:
                 self._busy = False
-                if not bulk:
+                if bulk:
+                    lanes.bulk_moved_at = time.monotonic()
+                else:
                     lanes.interactive -= 1
                 lanes.changed.notify_all()
 

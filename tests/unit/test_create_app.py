@@ -107,3 +107,18 @@ def test_a_worker_on_the_embedded_store_does_not_import_qdrant_client(tmp_path: 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.split() == ["EdgeVectorStore", "False"]
+
+
+@pytest.mark.parametrize("lane", ["true", "false"])
+def test_the_bulk_topics_wait_by_design_for_the_livelock_check(tmp_path: Path, lane: str) -> None:
+    """Work-around 22: the bulk lane's source topics are registered with the worker's lanes; without
+    the lane nothing is (Faust's own check applies to every topic)."""
+    from rag_streams._faust.livelock import waiting_by_design
+
+    p = create_app(load_settings({"RAG_DATA_DIR": str(tmp_path), "RAG_BULK_LANE": lane}, dotenv=None))
+    registered = waiting_by_design(p.app)
+    if lane == "false":
+        assert registered == {}
+        return
+    assert set(registered) == {p.names.raw_bulk, p.names.chunks_bulk}
+    assert all(alive == p.lanes.bulk_alive for alive in registered.values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -112,3 +113,34 @@ async def test_a_bulk_batch_already_running_is_not_interrupted_by_another_stages
     hold.set()
     await asyncio.wait_for(bulk, 5)
     assert log == ["start bulk-chunk", "start update", "end update", "end bulk-chunk"]
+
+
+async def test_the_bulk_lane_is_alive_while_it_waits_and_for_a_while_after_a_turn() -> None:
+    """What Faust's livelock check asks (work-around 22): silence of a bulk partition is by design
+    while the lane waits for its turn, or moved within the stream timeout."""
+    lanes = Lanes()
+    gate = LaneGate(lanes)
+    assert not lanes.bulk_alive(time.monotonic(), 300.0)  # never moved: Faust's own check applies
+    hold = asyncio.Event()
+    update = asyncio.create_task(_batch(gate, "update", False, [], hold))
+    await asyncio.sleep(0.01)
+    bulk = asyncio.create_task(_batch(gate, "bulk", True, []))
+    await asyncio.sleep(0.01)
+    assert lanes.bulk_waiting == 1 and lanes.bulk_alive(time.monotonic() + 1000, 300.0)  # waiting: always alive
+    hold.set()
+    await asyncio.wait_for(asyncio.gather(update, bulk), 5)
+    assert lanes.bulk_waiting == 0
+    assert lanes.bulk_alive(time.monotonic(), 300.0)  # its turn just ended
+    assert not lanes.bulk_alive(time.monotonic() + 301, 300.0)  # nothing waiting, nothing moved for 301 s
+
+
+async def test_a_bulk_turn_stuck_for_longer_than_the_timeout_is_not_alive() -> None:
+    lanes = Lanes()
+    gate = LaneGate(lanes)
+    hold = asyncio.Event()
+    stuck = asyncio.create_task(_batch(gate, "bulk", True, [], hold))
+    await asyncio.sleep(0.01)
+    assert lanes.bulk_alive(time.monotonic(), 300.0)  # started just now
+    assert not lanes.bulk_alive(time.monotonic() + 301, 300.0)  # still inside its turn 301 s later
+    hold.set()
+    await asyncio.wait_for(stuck, 5)

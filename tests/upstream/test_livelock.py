@@ -1,5 +1,6 @@
-"""Work-arounds 15 and 21: Faust's livelock check crashes on a partition aiokafka is still resetting,
-and reports partitions committed only in transactions as never committed.
+"""Work-arounds 15, 21 and 22: Faust's livelock check crashes on a partition aiokafka is still
+resetting, reports partitions committed only in transactions as never committed, and reports a
+stream that waits by design (the bulk lane behind updates) as stalled.
 
 Runs Faust's own ``AIOKafkaConsumerThread.verify_event_path`` (unwrapped) on a real aiokafka
 ``SubscriptionState`` whose partition was just assigned (no fetch position yet).
@@ -15,7 +16,12 @@ from unittest.mock import AsyncMock, Mock
 import pytest
 from aiokafka import TopicPartition
 from faust.transport.consumer import TransactionManager
-from faust.transport.drivers.aiokafka import SLOW_PROCESSING_NO_COMMIT_SINCE_START, AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import (
+    SLOW_PROCESSING_NO_COMMIT_SINCE_START,
+    SLOW_PROCESSING_STREAM_IDLE,
+    SLOW_PROCESSING_STREAM_IDLE_SINCE_START,
+    AIOKafkaConsumerThread,
+)
 
 from support.faust_fakes import TOPIC_TP, thread_with
 
@@ -58,6 +64,23 @@ async def test_faust_alone_reports_a_partition_committed_only_in_transactions() 
     thread = _behind(position=5, highwater=10)
     inspect.unwrap(AIOKafkaConsumerThread.verify_event_path)(thread, 400.0, TOPIC_TP)
     assert thread._log_slow_processing_commit.call_args.args[0] == SLOW_PROCESSING_NO_COMMIT_SINCE_START
+
+
+# --- work-around 22: a stream waiting by design ------------------------------------------------------
+
+
+async def test_faust_alone_reports_a_stream_waiting_behind_other_work_as_stalled() -> None:
+    """22: records behind the fetch position and no event taken from the partition for the stream
+    timeout: Faust logs a stalled stream, whatever makes the stream wait; there is no setting per
+    topic, only the worker-wide ``stream_processing_timeout``."""
+    thread = _behind(position=5, highwater=10)
+    thread.consumer.app.monitor.stream_inbound_time[TOPIC_TP] = 50.0  # last event taken 350 s ago
+    inspect.unwrap(AIOKafkaConsumerThread.verify_event_path)(thread, 400.0, TOPIC_TP)
+    assert thread._log_slow_processing_stream.call_args.args[0] == SLOW_PROCESSING_STREAM_IDLE
+    never = _behind(position=5, highwater=10)
+    never.consumer.app.monitor.stream_inbound_time.clear()  # no event taken since the worker started
+    inspect.unwrap(AIOKafkaConsumerThread.verify_event_path)(never, 400.0, TOPIC_TP)
+    assert never._log_slow_processing_stream.call_args.args[0] == SLOW_PROCESSING_STREAM_IDLE_SINCE_START
 
 
 def _behind(position: int, highwater: int) -> Any:
