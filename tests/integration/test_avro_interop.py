@@ -32,7 +32,7 @@ from fastavro.schema import parse_schema
 from rag_streams.adapters.codecs import CHUNK, DEADLETTER, EMBEDDING, RAW, AvroCodec, _asdict
 from rag_streams.rules.records import DELETE, Chunk, DeadLetter, EmbeddingUpsert, RawDocument
 
-from conftest import free_port
+from support.pipeline import free_port
 
 pytestmark = pytest.mark.integration
 

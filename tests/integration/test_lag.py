@@ -25,7 +25,7 @@ from rag_streams.adapters.kafka_local import LocalKafka
 from rag_streams.adapters.redis_local import RedisServer
 from rag_streams.rules.lag import pipeline_stages
 
-from conftest import Pipeline
+from support.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 TENANT = "acme"

@@ -14,7 +14,7 @@ import pytest
 from rag_streams.adapters.kafka_local import LocalKafka
 from rag_streams.adapters.redis_local import RedisServer
 
-from conftest import Pipeline
+from support.pipeline import Pipeline
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from rag_streams.observability import tracing
 
-from conftest import Pipeline, free_port
+from support.pipeline import Pipeline, free_port
 
 pytestmark = pytest.mark.integration
 TENANT = "traced"
