@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rag_streams.adapters.model_imports import block_triton_for_cpu
 from rag_streams.rules.chunking import Span
 
 __all__ = [
@@ -59,6 +60,7 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        block_triton_for_cpu(device)  # 71 MiB of GPU kernels a CPU model never runs (model_imports.py)
         from sentence_transformers import SentenceTransformer
 
         path = model or str(packaged_model_path())
