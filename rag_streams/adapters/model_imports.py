@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["VERIFIED", "block_triton_for_cpu"]
+__all__ = ["PINNED_BY", "VERIFIED", "block_triton_for_cpu"]
 
 #: The versions the work-around was verified on (constraints.txt pins the same).
 VERIFIED = {"transformers": "5.17.0", "torch": "2.15.0", "triton": "3.9.0"}
+#: The test showing the upstream behaviour (fails once transformers no longer loads Triton).
+PINNED_BY = "tests/upstream/test_model_imports.py::test_transformers_model_code_imports_triton_when_it_is_installed"
 
 
 def block_triton_for_cpu(device: str) -> bool:
