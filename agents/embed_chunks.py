@@ -10,7 +10,7 @@ from rag_streams.adapters.codecs import CHUNK, EMBEDDING
 from rag_streams.adapters.embedding import Embedder
 from rag_streams.errors import PermanentError
 from rag_streams.observability import metrics, stage_tracing, tracing
-from rag_streams.pipeline.embed_model import embed_isolating
+from rag_streams.pipeline.embed_model import ModelBatches
 from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
 from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair, retag_of
 from rag_streams.rules.retag import retag_headers
@@ -36,6 +36,19 @@ def output(chunk: Chunk, action: Action, vector: bytes | None, embedder: Embedde
         assert vector is not None
         return EmbeddingUpsert.of(chunk, vector, embedder.model_name, embedder.dim)
     return EmbeddingUpsert.of(chunk, b"", "", 0)  # a delete
+
+
+def model_batches(
+    chunks: list[Chunk], actions: list[Action], embedders: dict[str, Embedder], size: int
+) -> list[list[int]]:
+    """The positions to embed, in model batches of up to ``size`` (RAG_EMBED_BATCH), each of one
+    embedder (a tenant's model), in the order of their first position: the order they are sent in."""
+    by_model: dict[int, list[int]] = {}
+    for pos, action in enumerate(actions):
+        if action is Action.EMBED:
+            by_model.setdefault(id(embedders[chunks[pos].tenant_id]), []).append(pos)
+    batches = [ps[i : i + size] for ps in by_model.values() for i in range(0, len(ps), size)]
+    return sorted(batches, key=lambda b: b[0])
 
 
 def decode(event: Any) -> Chunk:
@@ -79,49 +92,48 @@ def register(p: Pipeline) -> Any:
         embedders: dict[str, Embedder] = {}
         for tenant in sorted({c.tenant_id for c in chunks}):
             embedders[tenant] = await services.embedder(await services.tenant_model(tenant))
-        todo: dict[int, list[int]] = {}  # positions to embed, per embedder
-        for pos, action in enumerate(plan.actions):
-            if action is Action.EMBED:
-                todo.setdefault(id(embedders[chunks[pos].tenant_id]), []).append(pos)
-        vectors: dict[int, bytes] = {}
-        for positions in todo.values():
-            metrics.embed_batch_size.observe(len(positions))
-            embedder = embedders[chunks[positions[0]].tenant_id]
-            texts = [chunks[p].text for p in positions]
-            with tracing.span("embed.model", {"rag.model": embedder.model_name, "rag.texts": len(texts)}):
-                embedded, failed = await embed_isolating(services.run_model, embedder, texts)
-            vectors.update({positions[i]: vector for i, vector in embedded.items()})
-            for i, error in failed.items():  # the model failed on this chunk for good: dead-letter it
-                await runtime.dead_letter(decoded[positions[i]][0], error)
-        for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
-            if action is Action.REFUSE:  # nothing to retag: never lost silently
-                await runtime.dead_letter(event, PermanentError(plan.refusals[pos]))
-                continue
-            if action is Action.DROP or (action is Action.EMBED and pos not in vectors):
-                continue
-            out = output(chunk, action, vectors.get(pos), embedders[chunk.tenant_id])
-            async with runtime.emit(event):  # the output and its table rows: no commit between
-                await embeddings_topic.send(
-                    key=event.message.key,
-                    value=EMBEDDING.encode(out),
-                    partition=event.message.partition,
-                    headers=tracing.inject(headers_of(repairs[pos], retags[pos])),
-                )
-                # in the send's transaction: a replay of this event finds them and is dropped
-                for table, key, value in plan.writes_by_position.get(pos, []):
-                    target = slots if table == "slot" else docs
-                    if value is None:
-                        if key in target:
-                            del target[key]
-                    else:
-                        target[key] = value
-            runtime.observe(chunk.produced_at)
+        async with ModelBatches(services.run_model) as model:
+            for positions in model_batches(chunks, plan.actions, embedders, p.settings.embed_batch):
+                embedder = embedders[chunks[positions[0]].tenant_id]
+                span = tracing.span("embed.model", {"rag.model": embedder.model_name, "rag.texts": len(positions)})
+                model.submit(embedder, positions, [chunks[i].text for i in positions], span=span)
+            for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
+                if action is Action.REFUSE:  # nothing to retag: never lost silently
+                    await runtime.dead_letter(event, PermanentError(plan.refusals[pos]))
+                    continue
+                vector = None
+                if action is Action.EMBED:
+                    vector, error = await model.result(pos)  # its batch done, the next ones still running
+                    if error is not None:  # the model failed on this chunk for good: dead-letter it
+                        await runtime.dead_letter(event, error)
+                        continue
+                if action is Action.DROP:
+                    continue
+                out = output(chunk, action, vector, embedders[chunk.tenant_id])
+                async with runtime.emit(event):  # the output and its table rows: no commit between
+                    await embeddings_topic.send(
+                        key=event.message.key,
+                        value=EMBEDDING.encode(out),
+                        partition=event.message.partition,
+                        headers=tracing.inject(headers_of(repairs[pos], retags[pos])),
+                    )
+                    # in the send's transaction: a replay of this event finds them and is dropped
+                    for table, key, value in plan.writes_by_position.get(pos, []):
+                        target = slots if table == "slot" else docs
+                        if value is None:
+                            if key in target:
+                                del target[key]
+                        else:
+                            target[key] = value
+                runtime.observe(chunk.produced_at)
 
     app = p.app
 
     @app.agent(p.topic("chunks"), name=f"{__name__}.embed_chunks")
     async def embed_chunks(stream: Any) -> None:
-        await runtime.batches(stream, handle_batch, lane="interactive")
+        # a take of several model batches: they run back to back while the sends go (ModelBatches)
+        size = p.settings.embed_batch * p.settings.embed_batches_per_take
+        await runtime.batches(stream, handle_batch, size=size, lane="interactive")
 
     if p.settings.bulk_lane:  # RAG_BULK_LANE
 

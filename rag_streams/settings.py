@@ -104,6 +104,14 @@ class Settings:
         " 0.3 s); on a GPU raise it (64-256)",
         default=8,
     )
+    embed_batches_per_take: int = _env(
+        "RAG_EMBED_BATCHES_PER_TAKE",
+        "model batches the embed stage takes from its input at once (up to RAG_EMBED_BATCH x this"
+        " events, only what is already queued): they are queued on the model thread together and run"
+        " back to back while the event loop sends the outputs of those done, so under a backlog the model"
+        " does not idle between batches. 1: a batch a take, no overlap",
+        default=4,
+    )
     embed_window_s: float = _env(
         "RAG_EMBED_WINDOW_S",
         "batching tick of the embed and index stages (seconds): a batch is handed on at the first tick"

@@ -30,6 +30,7 @@ _POSITIVE = {
     "topic_replication",
     "raw_retention_ms",
     "embed_batch",
+    "embed_batches_per_take",
     "bulk_embed_batch",
     "chunk_tokens",
     "max_doc_bytes",

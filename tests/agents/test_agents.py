@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from typing import Any
 
 import numpy as np
@@ -131,6 +132,60 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
     assert sum(fakes["embedder"].calls) == len(chunks) and len(fakes["embedder"].calls) < len(chunks)
     assert [DEADLETTER.decode(m["value"]).stage for m in sent.on(names.deadletter)] == ["embed"]
     assert metrics.embed_model_seconds_total._value.get() > model_s  # the model's busy time is exported
+
+
+class GatedEmbedder(HashingEmbedder):
+    """Its second model batch waits (up to 5 s, on the model thread) for an output to be sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first_sent = threading.Event()
+        self.second_saw_a_send: bool | None = None
+
+    def embed(self, texts: Any) -> Any:
+        if len(self.calls) == 1:  # the take's second batch
+            self.second_saw_a_send = self.first_sent.wait(5)
+        return super().embed(texts)
+
+
+async def test_embed_sends_a_batch_while_the_model_runs_the_next(sent: Any, fakes: Any) -> None:
+    """A take holds RAG_EMBED_BATCHES_PER_TAKE model batches, queued on the model thread together:
+    the first batch's outputs are sent while the second runs (the model does not wait for sends)."""
+    embedder = GatedEmbedder()
+    services.override(embedder=embedder, store=fakes["store"])
+    text = " ".join(f"word{i}" for i in range(200))
+    chunks = chunk_document(RawDocument("acme", "long.md", 1, text=text), embedder, size=20, overlap=4)
+    assert settings.embed_batch < len(chunks) <= 2 * settings.embed_batch and settings.embed_batches_per_take > 1
+
+    class Signalling(list):  # type: ignore[type-arg]
+        def append(self, item: Any) -> None:
+            super().append(item)
+            embedder.first_sent.set()
+
+    sent.messages = Signalling()
+    sends_at_submit: list[int] = []
+    run_model = services.run_model
+
+    async def recording_run_model(fn: Any, *args: Any) -> Any:
+        sends_at_submit.append(len(sent.on(names.embeddings)))
+        return await run_model(fn, *args)
+
+    services.run_model = recording_run_model  # type: ignore[method-assign]
+    try:
+        async with embed_chunks.test_context() as agent:
+            for c in chunks:
+                await agent.put(CHUNK.encode(c), key=c.key.encode())
+            await settle()
+    finally:
+        del services.run_model  # the class's method again
+
+    assert sends_at_submit[:2] == [0, 0]  # the take's batches queued before its first output was sent
+
+    assert embedder.calls == [settings.embed_batch, len(chunks) - settings.embed_batch]  # one take, 2 batches
+    assert embedder.second_saw_a_send is True  # sent before the second batch's model call ended
+    out = [EMBEDDING.decode(m["value"]) for m in sent.on(names.embeddings)]
+    assert [e.chunk_id for e in out] == [c.chunk_id for c in chunks]  # in the take's order
+    assert [e.vector for e in out] == [to_bytes(v) for v in HashingEmbedder().embed([c.text for c in chunks])]
 
 
 def test_the_app_commits_at_the_configured_interval() -> None:
