@@ -11,7 +11,7 @@ from rag_streams.adapters.embedding import Embedder
 from rag_streams.errors import PermanentError
 from rag_streams.observability import metrics, stage_tracing, tracing
 from rag_streams.pipeline.embed_model import ModelBatches
-from rag_streams.rules.embed_plan import Action, plan_embeddings, slot_of
+from rag_streams.rules.embed_plan import Action, EmbedPlan, plan_embeddings, slot_of
 from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair, retag_of
 from rag_streams.rules.retag import retag_headers
 from rag_streams.tables.versions import embedded_docs, embedded_slots
@@ -98,34 +98,49 @@ def register(p: Pipeline) -> Any:
                 span = tracing.span("embed.model", {"rag.model": embedder.model_name, "rag.texts": len(positions)})
                 model.submit(embedder, positions, [chunks[i].text for i in positions], span=span)
             for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
-                if action is Action.REFUSE:  # nothing to retag: never lost silently
-                    await runtime.dead_letter(event, PermanentError(plan.refusals[pos]))
-                    continue
-                vector = None
-                if action is Action.EMBED:
-                    vector, error = await model.result(pos)  # its batch done, the next ones still running
-                    if error is not None:  # the model failed on this chunk for good: dead-letter it
-                        await runtime.dead_letter(event, error)
-                        continue
-                if action is Action.DROP:
-                    continue
-                out = output(chunk, action, vector, embedders[chunk.tenant_id])
-                async with runtime.emit(event):  # the output and its table rows: no commit between
-                    await embeddings_topic.send(
-                        key=event.message.key,
-                        value=EMBEDDING.encode(out),
-                        partition=event.message.partition,
-                        headers=tracing.inject(headers_of(repairs[pos], retags[pos])),
-                    )
-                    # in the send's transaction: a replay of this event finds them and is dropped
-                    for table, key, value in plan.writes_by_position.get(pos, []):
-                        target = slots if table == "slot" else docs
-                        if value is None:
-                            if key in target:
-                                del target[key]
-                        else:
-                            target[key] = value
-                runtime.observe(chunk.produced_at)
+                await handle_one(pos, event, chunk, action, plan, model, embedders, repairs[pos], retags[pos])
+                runtime.handled(event)  # its offset commits with its outputs, before the take ends
+
+    async def handle_one(
+        pos: int,
+        event: Any,
+        chunk: Chunk,
+        action: Action,
+        plan: EmbedPlan,
+        model: ModelBatches,
+        embedders: dict[str, Embedder],
+        repair: bool,
+        retag: int | None,
+    ) -> None:
+        """The output of the take's chunk at ``pos`` (or its dead letter, or nothing), in its transaction."""
+        if action is Action.REFUSE:  # nothing to retag: never lost silently
+            await runtime.dead_letter(event, PermanentError(plan.refusals[pos]))
+            return
+        vector = None
+        if action is Action.EMBED:
+            vector, error = await model.result(pos)  # its batch done, the next ones still running
+            if error is not None:  # the model failed on this chunk for good: dead-letter it
+                await runtime.dead_letter(event, error)
+                return
+        if action is Action.DROP:
+            return
+        out = output(chunk, action, vector, embedders[chunk.tenant_id])
+        async with runtime.emit(event):  # the output and its table rows: no commit between
+            await embeddings_topic.send(
+                key=event.message.key,
+                value=EMBEDDING.encode(out),
+                partition=event.message.partition,
+                headers=tracing.inject(headers_of(repair, retag)),
+            )
+            # in the send's transaction: a replay of this event finds them and is dropped
+            for table, key, value in plan.writes_by_position.get(pos, []):
+                target = slots if table == "slot" else docs
+                if value is None:
+                    if key in target:
+                        del target[key]
+                else:
+                    target[key] = value
+        runtime.observe(chunk.produced_at)
 
     app = p.app
 

@@ -1,4 +1,5 @@
-"""Work-around 11: an event whose processing was cut off must not be acked.
+"""Work-arounds 11 and 23: an event whose processing was cut off must not be acked; one that is done
+is acked at once, not when its whole take is.
 
 Faust acks events in a ``finally:``: ``Stream.take_events()`` acks the whole batch it handed
 out, and ``async for event in stream`` acks the current event when the generator is closed.
@@ -14,6 +15,13 @@ acked *without* registering their offsets with the consumer, so Faust's own ``fi
 does nothing. Their offsets stay a gap below which Faust commits, and the partition's next
 owner processes them again; outputs already sent for some of them are dropped there as replays
 by the stage's tables, which committed in the same transactions as those outputs.
+
+Work-around 23: ``take_events()`` acks a take's events only when the whole take is handled, so
+under exactly_once the outputs of its first events stay in an open transaction (invisible to the
+next stage) until its last one is done. The embed stage's take holds several model batches
+(``RAG_EMBED_BATCHES_PER_TAKE``): :func:`ack_handled` acks each event as soon as its outputs are
+sent, so the next commit carries them with its offset, a model batch at a time. Faust's own ack at
+the end of the take then finds the message acked and does nothing (``Message.ack``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from typing import Any
 
 from faust.types.tuples import ack_lock
 
-__all__ = ["redelivered_unless_done", "withhold_ack", "withhold_acks"]
+__all__ = ["ack_handled", "redelivered_unless_done", "withhold_ack", "withhold_acks"]
 
 
 def withhold_ack(consumer: Any, message: Any) -> None:
@@ -48,3 +56,17 @@ def redelivered_unless_done(consumer: Any, events: Iterable[Any]) -> Iterator[No
     except BaseException:  # cancelled (a stop, a rebalance) or crashed: the events must come again
         withhold_acks(consumer, events)
         raise
+
+
+def ack_handled(app: Any, event: Any) -> bool:
+    """Ack ``event`` now (its outputs sent in its partition's transaction), where this stream is the
+    last one holding its message: the next commit carries its offset. Faust's later ack of the take
+    is then a no-op for it. Returns whether it was acked here (False: left to Faust's own ack)."""
+    message = event.message
+    with ack_lock:
+        if message.acked or message.refcount > 1:  # another stream still holds it: Faust's ack decides
+            return False
+        final: bool = event.ack()
+    if final:  # what Stream.ack reports when the last stream acks (its sensors count messages out)
+        app.sensors.on_message_out(message.tp, message.offset, message)
+    return final

@@ -277,6 +277,18 @@ WORK_AROUNDS: tuple[WorkAround, ...] = (
         "rag_streams/_faust/livelock.py",
         "install_yielding_streams",
     ),
+    WorkAround(
+        23,
+        "a take's events are acked as each is handled (their outputs commit a model batch at a time)",
+        ("faust.streams.Stream.take_events",),
+        NOT_REPORTED,
+        (
+            _UP + "test_acks.py::test_faust_acks_a_take_only_when_all_of_it_is_handled",
+            _UP + "test_acks.py::test_an_acked_message_is_not_acked_again",
+        ),
+        "rag_streams/_faust/acks.py (ack_handled, called by StageRuntime.handled)",
+        depends_on=(11,),
+    ),
 )
 
 # install_all()'s order (app.py's before this register): numeric, except the commit gate (12), which

@@ -30,13 +30,15 @@ class Online:
 
     async def _counters(self) -> dict[str, float]:
         """The worker's counters an ingest reads, from one /metrics scrape (each costs its event loop)."""
-        text = await self.stack.metrics_text()
-        return {
-            "indexed": metric_sum(text, INDEXED, stage="index"),
-            "retagged": metric_sum(text, "rag_retagged_total", stage="index"),
-            "skipped": metric_sum(text, "rag_embed_skipped_unchanged_total"),
-            "model_s": metric_sum(text, "rag_embed_model_seconds_total"),
+        names = {
+            "indexed": INDEXED,
+            "retagged": "rag_retagged_total",
+            "skipped": "rag_embed_skipped_unchanged_total",
+            "model_s": "rag_embed_model_seconds_total",
         }
+        text = await self.stack.metrics_text(*names.values())
+        stage = {"indexed": "index", "retagged": "index"}
+        return {k: metric_sum(text, name, **({"stage": stage[k]} if k in stage else {})) for k, name in names.items()}
 
     async def publish_all(self, tenant: str, docs: Sequence[Document]) -> dict[str, int]:
         """Publish every document (concurrently: the producer batches them); doc_id -> version."""

@@ -103,6 +103,17 @@ OPENAPI: dict[str, Any] = {
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     }
                 },
+                parameters=[
+                    {
+                        "name": "name[]",
+                        "in": "query",
+                        "required": False,
+                        "description": "only these samples (repeatable), as Prometheus's params: {name[]: [...]}",
+                        "schema": {"type": "array", "items": {"type": "string"}},
+                        "style": "form",
+                        "explode": True,
+                    }
+                ],
             )
         },
         "/openapi.json": {"get": _op("this document", {"200": _json({"type": "object"}, "OpenAPI 3")})},

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any, TypeVar
 
-from rag_streams._faust.acks import redelivered_unless_done
+from rag_streams._faust.acks import ack_handled, redelivered_unless_done
 from rag_streams._faust.commit_gate import emitting_for
 from rag_streams._faust.compat import acting_on
 from rag_streams.errors import PermanentError
@@ -113,6 +113,11 @@ class StageRuntime:
         the transaction of ``event``'s partition. Never nested: a waiting commit would deadlock.
         Traced, ``event``'s span is current in it: its sends' ``tracing.inject(headers)`` carry it."""
         return stage_tracing.emitting(event, emitting_for(event))
+
+    def handled(self, event: Any) -> None:
+        """``event`` is done (its outputs, dead letter or nothing sent): in a batch, its offset may
+        commit with its outputs before the batch ends (work-around 23, :mod:`rag_streams._faust.acks`)."""
+        ack_handled(self.app, event)
 
     def record(self, event: Any) -> AbstractContextManager[None]:
         """Write table rows (no sends) under ``event``: their changelog records commit in the

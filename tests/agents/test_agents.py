@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from typing import Any
 
 import numpy as np
@@ -135,22 +136,30 @@ async def test_embed_batches_and_passes_deletes(sent: Any, fakes: Any) -> None:
 
 
 class GatedEmbedder(HashingEmbedder):
-    """Its second model batch waits (up to 5 s, on the model thread) for an output to be sent."""
+    """Its second model batch waits (up to 5 s, on the model thread) for an output to be sent and
+    for the first batch's events to be acked."""
 
     def __init__(self) -> None:
         super().__init__()
         self.first_sent = threading.Event()
+        self.first_batch: list[Any] = []
         self.second_saw_a_send: bool | None = None
+        self.second_saw_the_first_acked: bool | None = None
 
     def embed(self, texts: Any) -> Any:
         if len(self.calls) == 1:  # the take's second batch
             self.second_saw_a_send = self.first_sent.wait(5)
+            deadline = time.monotonic() + 5
+            while not all(e.message.acked for e in self.first_batch) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.second_saw_the_first_acked = all(e.message.acked for e in self.first_batch)
         return super().embed(texts)
 
 
 async def test_embed_sends_a_batch_while_the_model_runs_the_next(sent: Any, fakes: Any) -> None:
     """A take holds RAG_EMBED_BATCHES_PER_TAKE model batches, queued on the model thread together:
-    the first batch's outputs are sent while the second runs (the model does not wait for sends)."""
+    the first batch's outputs are sent, and its events acked, while the second runs (the model does
+    not wait for sends, and the next stage need not wait for the whole take)."""
     embedder = GatedEmbedder()
     services.override(embedder=embedder, store=fakes["store"])
     text = " ".join(f"word{i}" for i in range(200))
@@ -173,8 +182,8 @@ async def test_embed_sends_a_batch_while_the_model_runs_the_next(sent: Any, fake
     services.run_model = recording_run_model  # type: ignore[method-assign]
     try:
         async with embed_chunks.test_context() as agent:
-            for c in chunks:
-                await agent.put(CHUNK.encode(c), key=c.key.encode())
+            events = [await agent.put(CHUNK.encode(c), key=c.key.encode()) for c in chunks]
+            embedder.first_batch = events[: settings.embed_batch]
             await settle()
     finally:
         del services.run_model  # the class's method again
@@ -183,6 +192,7 @@ async def test_embed_sends_a_batch_while_the_model_runs_the_next(sent: Any, fake
 
     assert embedder.calls == [settings.embed_batch, len(chunks) - settings.embed_batch]  # one take, 2 batches
     assert embedder.second_saw_a_send is True  # sent before the second batch's model call ended
+    assert embedder.second_saw_the_first_acked is True  # acked then too: their offsets may commit (w-a 23)
     out = [EMBEDDING.decode(m["value"]) for m in sent.on(names.embeddings)]
     assert [e.chunk_id for e in out] == [c.chunk_id for c in chunks]  # in the take's order
     assert [e.vector for e in out] == [to_bytes(v) for v in HashingEmbedder().embed([c.text for c in chunks])]

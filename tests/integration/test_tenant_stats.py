@@ -22,12 +22,16 @@ DOCS = ["chess-openings.md", "log-compaction.md", "circuit-breakers.md"]
 
 
 async def gauges(pipeline: Pipeline, tenant: str) -> tuple[float | None, float | None]:
-    """(rag_index_points, rag_index_expected_points) of the tenant on the worker's /metrics."""
+    """(rag_index_points, rag_index_expected_points) of the tenant on the worker's /metrics, asked for
+    by name (``name[]``: only those samples come back)."""
+    asked = "name[]=rag_index_points&name[]=rag_index_expected_points"
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session,
-        session.get(f"http://127.0.0.1:{pipeline.port}/metrics") as resp,
+        session.get(f"http://127.0.0.1:{pipeline.port}/metrics?{asked}") as resp,
     ):
         text = await resp.text()
+    samples = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+    assert samples <= {"rag_index_points", "rag_index_expected_points"}, samples
 
     def sample(name: str) -> float | None:
         m = re.search(rf'^{name}{{tenant="{tenant}"}} (\S+)$', text, re.M)
