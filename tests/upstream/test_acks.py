@@ -3,8 +3,8 @@ cut off, and only then: not an event of it that is done before the rest."""
 
 from __future__ import annotations
 
-import inspect
 import asyncio
+import inspect
 from typing import Any
 
 import faust
