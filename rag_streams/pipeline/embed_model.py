@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import nullcontext
 from types import TracebackType
 from typing import Any
 
@@ -88,9 +89,7 @@ class ModelBatches:
     async def _run(
         self, embedder: Embedder, texts: list[str], span: Any
     ) -> tuple[dict[int, bytes], dict[int, PermanentError]]:
-        if span is None:
-            return await embed_isolating(self._run_model, embedder, texts)
-        with span:
+        with span or nullcontext():
             return await embed_isolating(self._run_model, embedder, texts)
 
     async def result(self, position: int) -> Result:
