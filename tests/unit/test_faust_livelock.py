@@ -65,15 +65,23 @@ async def test_a_transactional_commit_is_recorded_where_the_livelock_check_reads
     assert thread.tp_last_committed_at == {}
 
 
-async def test_with_the_work_around_the_check_no_longer_reports_a_partition_committed_in_a_transaction() -> None:
-    install_all()
-    assert "rag_streams._faust.livelock._records_commit_times" in installed(TransactionManager.commit)
+def _behind(inbound_at: float) -> Any:
+    """A partition at offset 5 of 10 (records behind its position) whose stream took its last event
+    at ``inbound_at``; the livelock check's timeouts 300 s, its log calls recorded."""
     thread = thread_with(5)
     state = thread._consumer._fetcher._subscriptions.subscription.assignment.state_value(TopicPartition(*TOPIC_TP))
     state.highwater = 10
-    thread.consumer.app.monitor = SimpleNamespace(stream_inbound_time={TOPIC_TP: 399.0})
+    thread.consumer.app.monitor = SimpleNamespace(stream_inbound_time={TOPIC_TP: inbound_at})
     thread.tp_stream_timeout_secs = thread.tp_commit_timeout_secs = 300.0
     thread._log_slow_processing_stream, thread._log_slow_processing_commit = Mock(), Mock()
+    thread.verify_recovery_event_path = Mock()
+    return thread
+
+
+async def test_with_the_work_around_the_check_no_longer_reports_a_partition_committed_in_a_transaction() -> None:
+    install_all()
+    assert "rag_streams._faust.livelock._records_commit_times" in installed(TransactionManager.commit)
+    thread = _behind(inbound_at=399.0)  # its stream took an event a second ago
     thread.tp_last_committed_at = {}
     await _records_commit_times(AsyncMock(return_value=True))(
         SimpleNamespace(consumer=SimpleNamespace(_thread=thread)), {TOPIC_TP: 5}
@@ -88,14 +96,7 @@ async def test_with_the_work_around_the_check_no_longer_reports_a_partition_comm
 
 def _waiting_stream() -> Any:
     """A partition with records behind its position whose stream took its last event 350 s ago."""
-    thread = thread_with(5)
-    state = thread._consumer._fetcher._subscriptions.subscription.assignment.state_value(TopicPartition(*TOPIC_TP))
-    state.highwater = 10
-    thread.consumer.app.monitor = SimpleNamespace(stream_inbound_time={TOPIC_TP: 50.0})
-    thread.tp_stream_timeout_secs = thread.tp_commit_timeout_secs = 300.0
-    thread._log_slow_processing_stream, thread._log_slow_processing_commit = Mock(), Mock()
-    thread.verify_recovery_event_path = Mock()
-    return thread
+    return _behind(inbound_at=50.0)
 
 
 async def test_a_stream_waiting_by_design_is_not_reported_while_its_lane_is_alive() -> None:
