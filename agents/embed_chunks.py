@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING
@@ -36,6 +37,17 @@ def output(chunk: Chunk, action: Action, vector: bytes | None, embedder: Embedde
         assert vector is not None
         return EmbeddingUpsert.of(chunk, vector, embedder.model_name, embedder.dim)
     return EmbeddingUpsert.of(chunk, b"", "", 0)  # a delete
+
+
+@dataclass(frozen=True)
+class Take:
+    """One take of the stage: its decoded events and what was decided for them, by position."""
+
+    decoded: list[tuple[Any, Chunk]]
+    plan: EmbedPlan
+    embedders: dict[str, Embedder]  # per tenant: the model of its current collection
+    repairs: list[bool]
+    retags: list[int | None]
 
 
 def model_batches(
@@ -92,27 +104,19 @@ def register(p: Pipeline) -> Any:
         embedders: dict[str, Embedder] = {}
         for tenant in sorted({c.tenant_id for c in chunks}):
             embedders[tenant] = await services.embedder(await services.tenant_model(tenant))
+        take = Take(decoded, plan, embedders, repairs, retags)
         async with ModelBatches(services.run_model) as model:
             for positions in model_batches(chunks, plan.actions, embedders, p.settings.embed_batch):
                 embedder = embedders[chunks[positions[0]].tenant_id]
                 span = tracing.span("embed.model", {"rag.model": embedder.model_name, "rag.texts": len(positions)})
                 model.submit(embedder, positions, [chunks[i].text for i in positions], span=span)
-            for pos, ((event, chunk), action) in enumerate(zip(decoded, plan.actions, strict=True)):
-                await handle_one(pos, event, chunk, action, plan, model, embedders, repairs[pos], retags[pos])
+            for pos, (event, _) in enumerate(decoded):
+                await handle_one(take, model, pos)
                 runtime.handled(event)  # its offset commits with its outputs, before the take ends
 
-    async def handle_one(
-        pos: int,
-        event: Any,
-        chunk: Chunk,
-        action: Action,
-        plan: EmbedPlan,
-        model: ModelBatches,
-        embedders: dict[str, Embedder],
-        repair: bool,
-        retag: int | None,
-    ) -> None:
+    async def handle_one(take: Take, model: ModelBatches, pos: int) -> None:
         """The output of the take's chunk at ``pos`` (or its dead letter, or nothing), in its transaction."""
+        (event, chunk), action, plan = take.decoded[pos], take.plan.actions[pos], take.plan
         if action is Action.REFUSE:  # nothing to retag: never lost silently
             await runtime.dead_letter(event, PermanentError(plan.refusals[pos]))
             return
@@ -124,13 +128,13 @@ def register(p: Pipeline) -> Any:
                 return
         if action is Action.DROP:
             return
-        out = output(chunk, action, vector, embedders[chunk.tenant_id])
+        out = output(chunk, action, vector, take.embedders[chunk.tenant_id])
         async with runtime.emit(event):  # the output and its table rows: no commit between
             await embeddings_topic.send(
                 key=event.message.key,
                 value=EMBEDDING.encode(out),
                 partition=event.message.partition,
-                headers=tracing.inject(headers_of(repair, retag)),
+                headers=tracing.inject(headers_of(take.repairs[pos], take.retags[pos])),
             )
             # in the send's transaction: a replay of this event finds them and is dropped
             for table, key, value in plan.writes_by_position.get(pos, []):

@@ -18,6 +18,13 @@ __all__ = ["Online"]
 TENANT, PROBE_TENANT, LOAD_TENANT = "bench", "bench-fresh", "bench-load"
 POLL_S = 0.02  # how often "searchable?" is asked: the resolution of the freshness figures
 INDEXED = "rag_messages_processed_total"
+#: what an ingest reads of the worker's counters: key -> (sample name, labels its samples must have)
+COUNTERS: dict[str, tuple[str, dict[str, str]]] = {
+    "indexed": (INDEXED, {"stage": "index"}),
+    "retagged": ("rag_retagged_total", {"stage": "index"}),
+    "skipped": ("rag_embed_skipped_unchanged_total", {}),
+    "model_s": ("rag_embed_model_seconds_total", {}),
+}
 
 
 class Online:
@@ -30,15 +37,8 @@ class Online:
 
     async def _counters(self) -> dict[str, float]:
         """The worker's counters an ingest reads, from one /metrics scrape (each costs its event loop)."""
-        names = {
-            "indexed": INDEXED,
-            "retagged": "rag_retagged_total",
-            "skipped": "rag_embed_skipped_unchanged_total",
-            "model_s": "rag_embed_model_seconds_total",
-        }
-        text = await self.stack.metrics_text(*names.values())
-        stage = {"indexed": "index", "retagged": "index"}
-        return {k: metric_sum(text, name, **({"stage": stage[k]} if k in stage else {})) for k, name in names.items()}
+        text = await self.stack.metrics_text(*(name for name, _ in COUNTERS.values()))
+        return {key: metric_sum(text, name, **labels) for key, (name, labels) in COUNTERS.items()}
 
     async def publish_all(self, tenant: str, docs: Sequence[Document]) -> dict[str, int]:
         """Publish every document (concurrently: the producer batches them); doc_id -> version."""

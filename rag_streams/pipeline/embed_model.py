@@ -75,7 +75,7 @@ class ModelBatches:
 
     def __init__(self, run_model: RunModel) -> None:
         self._run_model = run_model
-        self._batches: dict[int, asyncio.Task[tuple[dict[int, bytes], dict[int, PermanentError]]]] = {}
+        self._batches: list[asyncio.Task[tuple[dict[int, bytes], dict[int, PermanentError]]]] = []
         self._where: dict[int, tuple[int, int]] = {}  # position -> (batch, index in the batch)
 
     def submit(self, embedder: Embedder, positions: Sequence[int], texts: list[str], *, span: Any = None) -> None:
@@ -84,7 +84,7 @@ class ModelBatches:
         batch = len(self._batches)
         self._where.update({pos: (batch, i) for i, pos in enumerate(positions)})
         metrics.embed_batch_size.observe(len(texts))
-        self._batches[batch] = asyncio.ensure_future(self._run(embedder, texts, span))
+        self._batches.append(asyncio.ensure_future(self._run(embedder, texts, span)))
 
     async def _run(
         self, embedder: Embedder, texts: list[str], span: Any
@@ -104,7 +104,7 @@ class ModelBatches:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        pending = [t for t in self._batches.values() if not t.done()]
+        pending = [t for t in self._batches if not t.done()]
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
