@@ -62,7 +62,14 @@ async def test_updates_overtake_a_bulk_load_and_both_lanes_stay_exactly_once(pip
     pipeline.worker.stop(signal.SIGKILL)  # mid-bulk: both lanes' open transactions abort together
     pipeline.worker.start()
     expected_bulk = {(f"bulk-{i}", 1) for i in range(BULK_DOCS)}
-    await pipeline.wait_for(lambda: pipeline.holds_exactly(BULK, expected_bulk), timeout=900, what="bulk load indexed")
+    seen: list[int] = []  # the bulk tenant's stored chunks at each poll: progress, or a stall, on a timeout
+
+    async def bulk_indexed() -> bool:
+        seen.append(await stored_chunks(pipeline, BULK))
+        return await pipeline.holds_exactly(BULK, expected_bulk)
+
+    # well inside pytest's 900 s timeout (this takes about 20 s here), so that a stall reports itself
+    await pipeline.wait_for(bulk_indexed, timeout=600, what=lambda: f"bulk load indexed (stored chunks {seen[::20]})")
     assert await pipeline.holds_exactly(VICTIM, {("note", 3)})
     chunk_keys, embed_keys = await pipeline.committed_chunk_keys()
     assert [k for k, n in chunk_keys.items() if n > 1] == []

@@ -207,8 +207,11 @@ class Pipeline:
     def producer(self) -> DocumentProducer:
         return DocumentProducer(self.settings)
 
-    @staticmethod
-    async def wait_for(cond: Callable[[], Awaitable[bool]], *, timeout: float, what: str) -> None:
+    async def wait_for(
+        self, cond: Callable[[], Awaitable[bool]], *, timeout: float, what: str | Callable[[], str]
+    ) -> None:
+        """Poll ``cond`` until it holds; past ``timeout``, fail with ``what`` (or what it returns
+        then) and :meth:`diagnosis`."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -217,7 +220,18 @@ class Pipeline:
             except aiohttp.ClientConnectionError:
                 pass  # the worker's HTTP API is not up (yet, or again)
             await asyncio.sleep(0.5)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        waited_for = what() if callable(what) else what
+        raise AssertionError(f"timed out after {timeout}s waiting for {waited_for}\n{self.diagnosis()}")
+
+    def diagnosis(self, lines: int = 40) -> str:
+        """Each worker of this pipeline: alive or its exit code, and its log's last lines (what a
+        timed-out wait reports, so that a hang on CI can be read from CI's output)."""
+        out = []
+        for w in self.workers:
+            state = "alive" if w.alive() else f"exited {w.proc.returncode if w.proc else 'never started'}"
+            tail = w.log.read_text(errors="replace").splitlines()[-lines:] if w.log.exists() else []
+            out.append(f"--- {w.log.name} ({state}), last {len(tail)} lines:\n" + "\n".join(tail))
+        return "\n".join(out)
 
     async def verify(self, tenant: str, *args: str) -> tuple[int, str]:
         """`rag-streams verify --tenant T [args]`: the invariant checker. Returns (exit code, output)."""
