@@ -1,8 +1,9 @@
 """chunk: raw documents -> version check -> latest (compacted) -> chunks.
 
 Two agents, one per lane (rag_streams.pipeline.lanes): the raw topic's documents go to the chunks
-topic, the bulk raw topic's (``publish --bulk``) to the bulk chunks topic; the runtime takes their
-turns (one event at a time, the interactive lane first), with one table of accepted versions."""
+topic, the bulk raw topic's (``publish --bulk``) and any document of RAG_BULK_MIN_CHUNKS chunks or
+more to the bulk chunks topic; the runtime takes their turns (one event at a time, the interactive
+lane first), with one table of accepted versions."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from rag_streams.adapters.codecs import CHUNK, RAW
 from rag_streams.errors import BadInput, retry_transient
 from rag_streams.observability import metrics, stage_tracing, tracing
+from rag_streams.pipeline.lanes import chunk_lane
 from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import (
     DELETE,
@@ -49,6 +51,7 @@ def register(p: Pipeline) -> Any:
     accepted = accepted_versions(p)
     latest_topic = p.topic("latest")
     lanes = {"interactive": p.topic("chunks"), "bulk": p.topic("chunks_bulk")}  # lane -> where its chunks go
+    bulk_min_chunks = settings.bulk_min_chunks if settings.bulk_lane else 0  # no bulk agents: no bulk lane
 
     async def decode(event: Any) -> tuple[RawDocument | None, DocState | None]:
         """The document (a delete for a Kafka tombstone; None: nothing live to delete) and its state."""
@@ -96,6 +99,8 @@ def register(p: Pipeline) -> Any:
             chunks = await asyncio.to_thread(chunk_document, doc, embedder, size=size, overlap=overlap)
             headers, count = (REPAIR_HEADERS if repair else None), len(chunks)
         stage_tracing.annotate(event, doc, chunks=len(chunks))
+        # a large document's chunks take the bulk lane: updates behind it in this partition overtake it
+        lane = chunk_lane(lane, 0 if retag else len(chunks), min_chunks=bulk_min_chunks)
         async with runtime.emit(event):  # the sends and the version they record: one transaction
             if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
                 deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None

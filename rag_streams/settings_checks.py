@@ -73,6 +73,8 @@ def validate(s: Settings) -> None:
         raise _fail("lag_interval_s", f"must be a finite number >= 0 (0 = off), got {s.lag_interval_s!r}")
     if not 0 <= s.health_interval_s < math.inf:
         raise _fail("health_interval_s", f"must be a finite number >= 0 (0 = off), got {s.health_interval_s!r}")
+    if s.bulk_min_chunks < 0:
+        raise _fail("bulk_min_chunks", f"must be >= 0 (0 = off), got {s.bulk_min_chunks}")
     if s.fallback_chunks < 0:
         raise _fail("fallback_chunks", f"must be >= 0 (0 = off), got {s.fallback_chunks}")
     if not 0 <= s.canary_interval_s < math.inf:

@@ -3,8 +3,10 @@
 A tenant bulk-loading a corpus would otherwise put every other tenant's update behind its backlog:
 a partition is consumed in order. Bulk loads (``publish --bulk``) go to topics of their own
 (``{prefix}.documents.raw.bulk``, then ``{prefix}.documents.chunks.bulk``), which the chunk and
-embed stages consume with a second agent each; in each stage the two agents take turns through
-one :class:`LaneGate`:
+embed stages consume with a second agent each. So do the chunks of any large document
+(:func:`chunk_lane`, ``RAG_BULK_MIN_CHUNKS``): one 70-chunk document is 2.5 s of model time here, and
+an update queued behind it in the interactive lane waited all of it. In each stage the two agents
+take turns through one :class:`LaneGate`:
 
 - work of the interactive lane runs as soon as the batch (event) in progress ends;
 - bulk work starts only when no interactive work is waiting or running in *any* stage of the
@@ -29,7 +31,17 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-__all__ = ["LaneGate", "Lanes"]
+__all__ = ["LaneGate", "Lanes", "chunk_lane"]
+
+
+def chunk_lane(source: str, to_embed: int, *, min_chunks: int) -> str:
+    """The lane a document's chunks are embedded in: the bulk lane's documents stay bulk; an
+    interactive document with at least ``min_chunks`` chunks to embed (RAG_BULK_MIN_CHUNKS, 0: off)
+    moves to the bulk lane, so that no update waits behind its model time. Safe for order: the two
+    lanes share keys, partitions and version tables, and an older version arriving later is dropped."""
+    if source == "bulk" or (min_chunks and to_embed >= min_chunks):
+        return "bulk"
+    return source
 
 
 class Lanes:

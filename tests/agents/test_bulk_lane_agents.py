@@ -9,7 +9,7 @@ from typing import Any
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING, RAW
 from rag_streams.observability import metrics
 from rag_streams.rules.chunking import chunk_document
-from rag_streams.rules.records import RawDocument
+from rag_streams.rules.records import RawDocument, retag_of
 
 from support.agent_app import (
     accepted_versions,
@@ -19,6 +19,7 @@ from support.agent_app import (
     embed_chunks,
     embedded_slots,
     names,
+    settings,
     settle,
 )
 
@@ -72,3 +73,31 @@ async def test_both_lanes_embed_with_one_set_of_tables(sent: Any, fakes: Any) ->
             await agent.put(CHUNK.encode(c), key=c.key.encode())
         await settle()
     assert len(sent.on(names.embeddings)) == len(chunks)
+
+
+async def test_a_large_document_takes_the_bulk_lane_and_its_unchanged_retag_does_not(sent: Any, fakes: Any) -> None:
+    big_text = " ".join(f"word{i}" for i in range(600))  # RAG_BULK_MIN_CHUNKS (24) chunks and more
+    big, small = RawDocument("acme", "big.md", 1, text=big_text), RawDocument("acme", "small.md", 1, text=TEXT)
+    big_chunks = chunk_document(big, fakes["embedder"], size=20, overlap=4)
+    assert (
+        len(big_chunks) >= settings.bulk_min_chunks > len(chunk_document(small, fakes["embedder"], size=20, overlap=4))
+    )
+    before = queued("acme", "bulk"), queued("acme", "interactive")
+    async with chunk_documents.test_context() as agent:  # both published to the interactive lane
+        await agent.put(RAW.encode(big), key=b"acme/big.md", partition=2)
+        await agent.put(RAW.encode(small), key=b"acme/small.md", partition=2)
+        await agent.put(RAW.encode(RawDocument("acme", "big.md", 2, text=big_text)), key=b"acme/big.md", partition=2)
+
+    to_bulk = [CHUNK.decode(m["value"]) for m in sent.on(names.chunks_bulk)]
+    to_interactive = [CHUNK.decode(m["value"]) for m in sent.on(names.chunks)]
+    assert to_bulk == big_chunks  # every chunk of the large document, in order, on its partition
+    assert all(m["partition"] == 2 for m in sent.on(names.chunks_bulk))
+    # the small document, then version 2 of the large one: unchanged, one retag record, nothing to embed
+    assert [(c.doc_id, c.version) for c in to_interactive] == [("small.md", 1)] * (len(to_interactive) - 1) + [
+        ("big.md", 2)
+    ]
+    assert retag_of(sent.on(names.chunks)[-1]["headers"]) == 1
+    assert (queued("acme", "bulk"), queued("acme", "interactive")) == (
+        before[0] + len(to_bulk),
+        before[1] + len(to_interactive),
+    )

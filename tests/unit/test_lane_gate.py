@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag_streams.pipeline.lanes import LaneGate, Lanes
+from rag_streams.pipeline.lanes import LaneGate, Lanes, chunk_lane
 
 
 async def _batch(gate: LaneGate, name: str, bulk: bool, log: list[str], hold: asyncio.Event | None = None) -> None:
@@ -144,3 +144,15 @@ async def test_a_bulk_turn_stuck_for_longer_than_the_timeout_is_not_alive() -> N
     assert not lanes.bulk_alive(time.monotonic() + 301, 300.0)  # still inside its turn 301 s later
     hold.set()
     await asyncio.wait_for(stuck, 5)
+
+
+def test_a_document_of_min_chunks_or_more_takes_the_bulk_lane() -> None:
+    assert [chunk_lane("interactive", n, min_chunks=24) for n in (0, 1, 23, 24, 70)] == [
+        "interactive",
+        "interactive",
+        "interactive",
+        "bulk",
+        "bulk",
+    ]
+    assert chunk_lane("bulk", 1, min_chunks=24) == "bulk"  # published --bulk: always bulk
+    assert chunk_lane("interactive", 500, min_chunks=0) == "interactive"  # 0: off
