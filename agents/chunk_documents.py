@@ -100,7 +100,7 @@ def register(p: Pipeline) -> Any:
             headers, count = (REPAIR_HEADERS if repair else None), len(chunks)
         stage_tracing.annotate(event, doc, chunks=len(chunks))
         # a large document's chunks take the bulk lane: updates behind it in this partition overtake it
-        lane = chunk_lane(lane, 0 if retag else len(chunks), min_chunks=bulk_min_chunks)
+        lane = chunk_lane(lane, len(chunks), min_chunks=bulk_min_chunks)  # a retag is one record
         async with runtime.emit(event):  # the sends and the version they record: one transaction
             if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
                 deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None

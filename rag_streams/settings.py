@@ -147,10 +147,10 @@ class Settings:
     )
     bulk_min_chunks: int = _env(
         "RAG_BULK_MIN_CHUNKS",
-        "a document published to the interactive lane whose new version has at least this many chunks"
-        " to embed is embedded in the bulk lane (its chunks go to {prefix}.documents.chunks.bulk), so an"
-        " update of a few chunks never waits behind a large document's model time (docs/multitenancy.md,"
-        " Fairness). 0: only `publish --bulk` uses the bulk lane. Needs RAG_BULK_LANE",
+        "a document published to the interactive lane whose new version is this many chunks or more goes"
+        " on in the bulk lane (its chunks to {prefix}.documents.chunks.bulk; an unchanged re-publish, one"
+        " retag record, stays), so an update of a few chunks never waits behind a large document's model"
+        " time (docs/multitenancy.md, Fairness). 0: only `publish --bulk` uses the bulk lane. Needs RAG_BULK_LANE",
         default=24,
     )
     retag_unchanged: bool = _env(

@@ -34,12 +34,12 @@ from contextlib import asynccontextmanager
 __all__ = ["LaneGate", "Lanes", "chunk_lane"]
 
 
-def chunk_lane(source: str, to_embed: int, *, min_chunks: int) -> str:
-    """The lane a document's chunks are embedded in: the bulk lane's documents stay bulk; an
-    interactive document with at least ``min_chunks`` chunks to embed (RAG_BULK_MIN_CHUNKS, 0: off)
-    moves to the bulk lane, so that no update waits behind its model time. Safe for order: the two
-    lanes share keys, partitions and version tables, and an older version arriving later is dropped."""
-    if source == "bulk" or (min_chunks and to_embed >= min_chunks):
+def chunk_lane(source: str, chunks: int, *, min_chunks: int) -> str:
+    """The lane a document version's ``chunks`` records go on in: the bulk lane's stay bulk; an
+    interactive one of ``min_chunks`` chunks or more (RAG_BULK_MIN_CHUNKS, 0: off) moves to the bulk
+    lane, so that no update waits behind its model time. Safe for order: the two lanes share keys,
+    partitions and version tables, and an older version arriving later is dropped."""
+    if source == "bulk" or (min_chunks and chunks >= min_chunks):
         return "bulk"
     return source
 

@@ -12,6 +12,7 @@ import pytest
 
 from rag_streams.bench import BenchOptions, edit
 from rag_streams.bench.corpus import MAX_CHARS, MIN_CHARS, corpus_from_dir, installed_descriptions
+from rag_streams.bench.online import poll_interval
 from rag_streams.bench.report import ROWS, plot, table, write_json
 from rag_streams.bench.stack import free_port
 from rag_streams.bench.stats import memory_mb, percentiles
@@ -122,3 +123,12 @@ def test_a_bad_corpus_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str],
     assert main(["bench", "--quick", "--corpus", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("rag-streams: error: --corpus:") and "\n" not in err
+
+
+def test_an_ingest_is_polled_more_often_as_its_end_nears() -> None:
+    assert poll_interval(1.0, 0, 500) == 0.02  # 2% of the time elapsed, at least 20 ms
+    assert poll_interval(20.0, 100, 500) == 0.25  # 2% of it, at most 250 ms
+    # 480 of 500 done after 20 s: the rest should take 0.83 s, polled every quarter of that
+    assert poll_interval(20.0, 480, 500) == pytest.approx(20 / 480 * 20 / 4)
+    assert poll_interval(20.0, 499, 500) == 0.02
+    assert poll_interval(20.0, 500, 500) == 0.02  # all handled: the store is read until it is exact

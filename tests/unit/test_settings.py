@@ -74,6 +74,7 @@ def test_values_are_converted_to_field_types() -> None:
         ({"RAG_EDGE_INDEX_THRESHOLD": "0"}, "RAG_EDGE_INDEX_THRESHOLD"),
         ({"RAG_QUANTIZATION": "int4"}, "RAG_QUANTIZATION"),
         ({"RAG_RETAG_UNCHANGED": "sometimes"}, "RAG_RETAG_UNCHANGED"),
+        ({"RAG_BULK_MIN_CHUNKS": "-1"}, "RAG_BULK_MIN_CHUNKS"),
     ],
 )
 def test_a_bad_value_names_its_variable(env: dict[str, str], variable: str) -> None:
