@@ -162,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fairness-lane",
         choices=("bulk", "interactive"),
         default="bulk",
-        help="how the noisy neighbour publishes its bulk load (interactive: the figure without the bulk lane)",
+        help="how the noisy neighbour publishes its bulk load (interactive: the figure without the bulk lane;"
+        " with RAG_BULK_MIN_CHUNKS=0, or its large documents still take it)",
     )
     from rag_streams.commands.plan import add_arguments as plan_arguments
 

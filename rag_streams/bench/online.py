@@ -191,7 +191,7 @@ class Online:
         await loader
         handled = await self._indexed() - before
         drained = time.perf_counter()
-        while True:  # the load's backlog, still in the interactive lane
+        while True:  # the load's backlog (its large documents in the bulk lane: RAG_BULK_MIN_CHUNKS)
             self.stack.check_worker()
             _, stored = await self.stored_versions(LOAD_TENANT)
             if all(v in stored.get(d, set()) for d, v in versions.items()):
