@@ -6,6 +6,9 @@ load is done (without the lane they queue behind all of it: same partitions, con
 Then the worker is SIGKILLed mid-bulk and restarted: both lanes of a partition commit in one
 transaction, so every chunk and embedding is committed exactly once and the index ends exact.
 No timing is asserted, only the order in which things become visible.
+
+A document of RAG_BULK_MIN_CHUNKS chunks or more takes the bulk lane without ``--bulk``: one whose
+versions cross that size changes lanes, and its newest version still wins.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import signal
 from typing import Any
 
 import pytest
+
+from rag_streams.adapters.codecs import CHUNK
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +90,33 @@ async def test_updates_overtake_a_bulk_load_and_both_lanes_stay_exactly_once(pip
     }
     names = pipeline.topics
     assert lanes == {names.raw: {VICTIM}, names.raw_bulk: {BULK}, names.chunks: {VICTIM}, names.chunks_bulk: {BULK}}
+
+
+def large_text(version: int) -> str:
+    """About 40 chunks at the default 200 tokens (RAG_BULK_MIN_CHUNKS is 24)."""
+    return f"Large document, version {version}. " + " ".join(f"w{(version * 7 + j) % 1009}" for j in range(3000))
+
+
+async def test_a_document_crossing_the_size_threshold_changes_lanes_and_its_newest_version_wins(
+    pipeline: Any,
+) -> None:
+    """Version 1 is large (the bulk lane), version 2 small (interactive: it may overtake version 1),
+    version 3 large again: published back to back, the index ends exactly at version 3, and each
+    version's chunks went on in the lane of its size."""
+    assert pipeline.settings.bulk_min_chunks == 24  # RAG_BULK_MIN_CHUNKS's default
+    async with pipeline.producer() as p:
+        await p.upsert("shift", "doc", large_text(1), version=1)
+        await p.upsert("shift", "doc", "Version 2 is one short paragraph about lighthouses.", version=2)
+        await p.upsert("shift", "doc", large_text(3), version=3)
+    await pipeline.wait_for(
+        lambda: pipeline.holds_exactly("shift", {("doc", 3)}), timeout=300, what="version 3 indexed"
+    )
+    by_lane: dict[str, set[tuple[int, int]]] = {}
+    for topic in (pipeline.topics.chunks, pipeline.topics.chunks_bulk):
+        chunks = [CHUNK.decode(r.value) for r in await pipeline.read_topic(topic)]
+        by_lane[topic] = {(c.version, c.chunk_count) for c in chunks if c.tenant_id == "shift"}
+    versions = {topic: {v for v, _ in pairs} for topic, pairs in by_lane.items()}
+    assert versions == {pipeline.topics.chunks: {2}, pipeline.topics.chunks_bulk: {1, 3}}, by_lane
+    assert all(n >= 24 for _, n in by_lane[pipeline.topics.chunks_bulk])
+    points = await pipeline.points("shift")
+    assert {pt["version"] for pt in points} == {3} and len(points) == points[0]["chunk_count"] >= 24
