@@ -190,9 +190,7 @@ class Pipeline:
 
     async def holds_exactly(self, tenant: str, docs: set[tuple[str, int]]) -> bool:
         """Whether the tenant's points are every chunk of exactly these (doc_id, version) and nothing else."""
-        points = await self.points(tenant)
-        complete = {(pt["doc_id"], pt["version"]) for pt in points if pt["chunk_index"] == pt["chunk_count"] - 1}
-        return complete == docs and len(points) == sum(pt["chunk_count"] for pt in points if pt["chunk_index"] == 0)
+        return exactly(await self.points(tenant), docs)
 
     async def points(self, tenant: str) -> list[dict[str, Any]]:
         status, body = await self.api("GET", f"/v1/tenants/{tenant}/points")
@@ -291,6 +289,12 @@ class Pipeline:
             return out
         finally:
             await consumer.stop()
+
+
+def exactly(points: list[dict[str, Any]], docs: set[tuple[str, int]]) -> bool:
+    """Whether ``points`` are every chunk of exactly these (doc_id, version) and nothing else."""
+    complete = {(pt["doc_id"], pt["version"]) for pt in points if pt["chunk_index"] == pt["chunk_count"] - 1}
+    return complete == docs and len(points) == sum(pt["chunk_count"] for pt in points if pt["chunk_index"] == 0)
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
