@@ -144,6 +144,7 @@ async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict
                 "seconds": round(before["seconds"] + after["seconds"], 2),
                 "chunks_per_s": (before["chunks_per_s"] + after["chunks_per_s"]) / 2,
                 "cpu_s": after["cpu_s"],  # right after the pipeline: what the worker's model needed of its CPU
+                "cores": round(after["cpu_s"] / after["seconds"], 2),  # of the machine's, while alone on it
                 "before_pipeline_chunks_per_s": before["chunks_per_s"],
                 "after_pipeline_chunks_per_s": after["chunks_per_s"],
             }
@@ -154,6 +155,9 @@ async def _run(settings: Settings, options: BenchOptions, workdir: Path) -> dict
                 first["steady_ratio_to_ceiling"] = round(
                     first["steady_chunks_per_s"] / result["ceiling"]["chunks_per_s"], 3
                 )
+            cpu = first["cpu"]
+            if "worker_other_threads_s" in cpu:  # the cores the model had beside the event loop and broker
+                cpu["model_threads_cores"] = round(cpu["worker_other_threads_s"] / cpu["wall_s"], 2)
             result["pipeline"] = first
             _say(f"pipeline {first['chunks_per_s']:.1f} chunks/s ({first['ratio_to_ceiling']}x); freshness idle ...")
             idle = await run.freshness(options.freshness_samples)

@@ -83,7 +83,7 @@ class Online:
         one /metrics scrape of its counters a poll: each costs the worker's event loop, as does reading
         the points."""
         before = await self._counters()
-        cpu = CpuMeter(self.stack.pids())
+        cpu = CpuMeter(self.stack.pids(), split=("worker",))
         started = time.perf_counter()
         versions = await self.publish_all(tenant, docs)
         published = time.perf_counter() - started

@@ -58,10 +58,12 @@ def memory_mb(pid: int) -> dict[str, float]:
     return out
 
 
-def process_cpu_s(pid: int) -> float | None:
-    """CPU seconds (user + system, all threads) a live process has used, from /proc (Linux)."""
+def process_cpu_s(pid: int, tid: int | None = None) -> float | None:
+    """CPU seconds (user + system) a live process has used, all its threads, or only thread ``tid``
+    (the main thread's tid is the pid), from /proc (Linux)."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: fields 14, 15
@@ -79,12 +81,17 @@ def machine_busy_s() -> float | None:
 
 class CpuMeter:
     """Where the CPU time of an interval went: each named process's CPU seconds and the whole
-    machine's busy seconds, against what the cores could give (``cores`` x wall time)."""
+    machine's busy seconds, against what the cores could give (``cores`` x wall time).
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    For the processes named in ``split`` also their main thread's share (``<name>_main_thread_s``:
+    the worker's event loop) and the rest (``<name>_other_threads_s``: its model and store threads)."""
+
+    def __init__(self, pids: dict[str, int | None], split: tuple[str, ...] = ()) -> None:
         self.pids = {name: pid for name, pid in pids.items() if pid}
+        self.split = [name for name in split if name in self.pids]
         self.started = time.perf_counter()
         self.before = {name: process_cpu_s(pid) for name, pid in self.pids.items()}
+        self.main_before = {name: process_cpu_s(self.pids[name], self.pids[name]) for name in self.split}
         self.machine_before = machine_busy_s()
 
     def result(self) -> dict[str, float]:
@@ -94,6 +101,12 @@ class CpuMeter:
             now, then = process_cpu_s(pid), self.before[name]
             if now is not None and then is not None:
                 out[f"{name}_s"] = round(now - then, 2)
+        for name in self.split:
+            pid, then = self.pids[name], self.main_before[name]
+            now = process_cpu_s(pid, pid)
+            if now is not None and then is not None and f"{name}_s" in out:
+                out[f"{name}_main_thread_s"] = round(now - then, 2)
+                out[f"{name}_other_threads_s"] = round(out[f"{name}_s"] - (now - then), 2)
         busy = machine_busy_s()
         if busy is not None and self.machine_before is not None:
             out["machine_busy_s"] = round(busy - self.machine_before, 2)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+
+import pytest
 
 from rag_streams.bench.stats import CpuMeter, process_cpu_s
 
@@ -24,6 +27,28 @@ def test_the_meter_counts_a_process_cpu_and_the_machine_busy_time_around_it() ->
     assert 0.25 <= used["me_s"] <= used["capacity_s"]  # clock ticks are 10 ms
     assert used["machine_busy_s"] >= used["me_s"] - 0.05  # the machine was at least as busy as this process
     assert used["capacity_s"] >= used["wall_s"]
+
+
+def burn_in_thread(cpu_seconds: float) -> None:
+    def run() -> None:
+        until = time.thread_time() + cpu_seconds
+        while time.thread_time() < until:
+            pass
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+
+
+def test_a_split_process_has_its_main_thread_apart_from_its_other_threads() -> None:
+    meter = CpuMeter({"me": os.getpid()}, split=("me", "absent"))
+    burn(0.3)  # on the main thread, like the worker's event loop
+    burn_in_thread(0.5)  # like the model's thread
+    used = meter.result()
+    assert 0.25 <= used["me_main_thread_s"] <= 0.45
+    assert 0.45 <= used["me_other_threads_s"] <= 0.65
+    assert used["me_main_thread_s"] + used["me_other_threads_s"] == pytest.approx(used["me_s"], abs=0.011)
+    assert not any(key.startswith("absent") for key in used)
 
 
 def test_a_process_that_is_gone_is_left_out() -> None:
