@@ -19,6 +19,7 @@ from rag_streams.rules.chunking import chunk_document
 from rag_streams.rules.records import (
     DELETE,
     DELETED_VERSION_HEADER,
+    LARGE_HEADERS,
     REPAIR_HEADERS,
     RawDocument,
     doc_key,
@@ -100,7 +101,10 @@ def register(p: Pipeline) -> Any:
             headers, count = (REPAIR_HEADERS if repair else None), len(chunks)
         stage_tracing.annotate(event, doc, chunks=len(chunks))
         # a large document's chunks take the bulk lane: updates behind it in this partition overtake it
-        lane = chunk_lane(lane, len(chunks), min_chunks=bulk_min_chunks)  # a retag is one record
+        routed = chunk_lane(lane, len(chunks), min_chunks=bulk_min_chunks)  # a retag is one record
+        if routed != lane:  # marked: the embed stage gives them the interactive lane's batch size
+            headers = [*(headers or []), *LARGE_HEADERS]
+        lane = routed
         async with runtime.emit(event):  # the sends and the version they record: one transaction
             if verdict is Verdict.APPLY:  # the compacted source of truth, in the same transaction as the chunks
                 deleted = [(DELETED_VERSION_HEADER, str(doc.version).encode())] if doc.op == DELETE else None

@@ -12,8 +12,9 @@ from rag_streams.adapters.embedding import Embedder
 from rag_streams.errors import PermanentError
 from rag_streams.observability import metrics, stage_tracing, tracing
 from rag_streams.pipeline.embed_model import ModelBatches
+from rag_streams.pipeline.lanes import bulk_pieces
 from rag_streams.rules.embed_plan import Action, EmbedPlan, plan_embeddings, slot_of
-from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_repair, retag_of
+from rag_streams.rules.records import DELETE, REPAIR_HEADERS, Chunk, EmbeddingUpsert, is_large, is_repair, retag_of
 from rag_streams.rules.retag import retag_headers
 from rag_streams.tables.versions import embedded_docs, embedded_slots
 
@@ -156,8 +157,18 @@ def register(p: Pipeline) -> Any:
 
     if p.settings.bulk_lane:  # RAG_BULK_LANE
 
+        def bulk_take(events: list[Any]) -> list[list[Any]]:
+            # a bulk load's chunks RAG_BULK_EMBED_BATCH a turn, a large document's RAG_EMBED_BATCH
+            return bulk_pieces(
+                events,
+                lambda event: is_large(event.message.headers),
+                size=p.settings.bulk_embed_batch,
+                large_size=p.settings.embed_batch,
+            )
+
         @app.agent(p.topic("chunks_bulk"), name=f"{__name__}.embed_bulk_chunks")
         async def embed_bulk_chunks(stream: Any) -> None:
-            await runtime.batches(stream, handle_batch, size=p.settings.bulk_embed_batch, lane="bulk")
+            size = max(p.settings.bulk_embed_batch, p.settings.embed_batch)
+            await runtime.batches(stream, handle_batch, size=size, lane="bulk", pieces=bulk_take)
 
     return embed_chunks

@@ -121,9 +121,10 @@ class Settings:
     )
     bulk_embed_batch: int = _env(
         "RAG_BULK_EMBED_BATCH",
-        "chunks per model batch of the bulk lane (documents published with `publish --bulk` to"
+        "chunks per model batch of a bulk load (documents published with `publish --bulk` to"
         " {prefix}.documents.raw.bulk). The bulk lane embeds only while the interactive lane has nothing"
-        " to embed, a batch at a time, so an update waits for at most one bulk batch",
+        " to embed, a batch at a time, so an update waits for at most one bulk batch. A large document's"
+        " chunks (RAG_BULK_MIN_CHUNKS) go in batches of RAG_EMBED_BATCH, the interactive lane's size",
         default=4,
     )
     commit_interval_s: float = _env(

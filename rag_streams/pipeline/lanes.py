@@ -10,8 +10,9 @@ take turns through one :class:`LaneGate`:
 
 - work of the interactive lane runs as soon as the batch (event) in progress ends;
 - bulk work starts only when no interactive work is waiting or running in *any* stage of the
-  worker (:class:`Lanes`, one per worker), and bulk batches are small (``RAG_BULK_EMBED_BATCH``),
-  so an update waits for at most one of them per stage.
+  worker (:class:`Lanes`, one per worker), and a bulk load's batches are small
+  (``RAG_BULK_EMBED_BATCH``), so an update waits for at most one of them per stage (a large
+  document's are the interactive lane's size: :func:`bulk_pieces`).
 
 The worker-wide rule matters because the stages share the cores: a bulk load's documents are
 chunked in a burst (2,012 chunks in about 6 s here), and while that burst ran beside the embed
@@ -28,10 +29,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import TypeVar
 
-__all__ = ["LaneGate", "Lanes", "chunk_lane"]
+__all__ = ["LaneGate", "Lanes", "bulk_pieces", "chunk_lane"]
+
+T = TypeVar("T")
 
 
 def chunk_lane(source: str, chunks: int, *, min_chunks: int) -> str:
@@ -42,6 +46,22 @@ def chunk_lane(source: str, chunks: int, *, min_chunks: int) -> str:
     if source == "bulk" or (min_chunks and chunks >= min_chunks):
         return "bulk"
     return source
+
+
+def bulk_pieces(items: Sequence[T], large: Callable[[T], bool], *, size: int, large_size: int) -> list[list[T]]:
+    """A bulk take cut into the pieces the lane's turns run one at a time, in order: a bulk load's
+    items ``size`` at a time (RAG_BULK_EMBED_BATCH: an update waits for at most one such piece), a
+    large document's (``large``: published as an update, see :func:`chunk_lane`) ``large_size`` at a
+    time (RAG_EMBED_BATCH, the interactive lane's batch: smaller batches cost the model more per chunk)."""
+    pieces: list[list[T]] = []
+    for item in items:
+        limit = large_size if large(item) else size
+        last = pieces[-1] if pieces else None
+        if last is not None and large(last[0]) == large(item) and len(last) < limit:
+            last.append(item)
+        else:
+            pieces.append([item])
+    return pieces
 
 
 class Lanes:

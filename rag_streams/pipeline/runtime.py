@@ -77,18 +77,21 @@ class StageRuntime:
         *,
         size: int | None = None,
         lane: str | None = None,
+        pieces: Callable[[list[Any]], list[list[Any]]] | None = None,
     ) -> None:
         """Handle the stream in batches of up to ``size`` (RAG_EMBED_BATCH) events or RAG_EMBED_WINDOW_S.
         Faust acks a whole batch when it ends: ``handle`` dead-letters its own failures (see
         :meth:`decoded`); a batch cut off is not acked. With ``lane``: ``handle(events, lane)`` in the
-        stage's lane turns."""
+        stage's lane turns; with ``pieces``, a take is handled in those pieces, in order, a turn each
+        (other lanes' work may go between them)."""
         size, within = size or self.settings.embed_batch, self.settings.embed_window_s
         async for events in stream.take_events(size, within=within):
             with (
                 redelivered_unless_done(self.app.consumer, events),
                 stage_tracing.consuming(self.name, events, batch=True),
             ):
-                await self._call(handle, events, lane)
+                for piece in pieces(events) if pieces is not None else [events]:
+                    await self._call(handle, piece, lane)
             metrics.messages_processed_total.labels(self.name).inc(len(events))
 
     async def _call(self, handle: Callable[..., Awaitable[None]], work: Any, lane: str | None) -> None:

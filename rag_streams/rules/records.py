@@ -12,6 +12,7 @@ from rag_streams.errors import BadInput
 
 __all__ = [
     "DELETE",
+    "LARGE_HEADERS",
     "REPAIR_HEADERS",
     "RETAG_HEADER",
     "UPSERT",
@@ -22,6 +23,7 @@ __all__ = [
     "check_doc_id",
     "check_version",
     "doc_key",
+    "is_large",
     "is_repair",
     "retag_of",
     "validate_raw",
@@ -36,6 +38,10 @@ MAX_VERSION = 2**63 - 1  # Avro long
 #: Kafka header of a repair replay (``verify --repair``), carried from stage to stage.
 REPAIR_HEADER = "rag-repair"
 REPAIR_HEADERS = [(REPAIR_HEADER, b"1")]
+#: Kafka header of a large document's chunks in the bulk lane (RAG_BULK_MIN_CHUNKS): published as
+#: an update, not a bulk load, so the embed stage gives them the interactive lane's batch size.
+LARGE_HEADER = "rag-large"
+LARGE_HEADERS = [(LARGE_HEADER, b"1")]
 #: Kafka header of a retag (an unchanged document re-published): the previous version, whose
 #: stored points take the new version. Carried on one Chunk, then one EmbeddingUpsert (dim 0).
 RETAG_HEADER = "rag-retag"
@@ -44,10 +50,19 @@ RETAG_HEADER = "rag-retag"
 DELETED_VERSION_HEADER = "rag-deleted-version"
 
 
+def _flag(headers: Any, name: str) -> bool:
+    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
+    return any(k == name and v == b"1" for k, v in pairs)
+
+
 def is_repair(headers: Any) -> bool:
     """Whether a message's headers (a list of pairs or a mapping) mark a repair replay."""
-    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    return any(k == REPAIR_HEADER and v == b"1" for k, v in pairs)
+    return _flag(headers, REPAIR_HEADER)
+
+
+def is_large(headers: Any) -> bool:
+    """Whether a message's headers mark a large document's chunk in the bulk lane (LARGE_HEADER)."""
+    return _flag(headers, LARGE_HEADER)
 
 
 def retag_of(headers: Any) -> int | None:

@@ -9,7 +9,7 @@ from typing import Any
 from rag_streams.adapters.codecs import CHUNK, EMBEDDING, RAW
 from rag_streams.observability import metrics
 from rag_streams.rules.chunking import chunk_document
-from rag_streams.rules.records import RawDocument, retag_of
+from rag_streams.rules.records import LARGE_HEADERS, RawDocument, is_large, retag_of
 
 from support.agent_app import (
     accepted_versions,
@@ -49,6 +49,7 @@ async def test_chunk_stage_sends_bulk_documents_to_the_bulk_lane(sent: Any, fake
     assert to_bulk == chunk_document(bulk, fakes["embedder"], size=20, overlap=4)
     assert to_interactive == chunk_document(update, fakes["embedder"], size=20, overlap=4)
     assert all(m["partition"] == 1 for m in sent.on(names.chunks_bulk))  # co-partitioned: same partition
+    assert not any(is_large(m["headers"]) for m in sent.on(names.chunks_bulk))  # a bulk load: small batches
     assert len(sent.on(names.latest)) == 2  # both are the latest version of their document
     assert accepted_versions["big/a.md"][:2] == [1, False]  # one table for both lanes: the replays were dropped
     assert (queued("big", "bulk"), queued("small", "interactive")) == (
@@ -75,6 +76,30 @@ async def test_both_lanes_embed_with_one_set_of_tables(sent: Any, fakes: Any) ->
     assert len(sent.on(names.embeddings)) == len(chunks)
 
 
+async def test_the_bulk_lane_embeds_a_large_document_in_full_batches_and_a_bulk_load_in_small_ones(
+    sent: Any, fakes: Any
+) -> None:
+    text = " ".join(f"word{i}" for i in range(300))
+    large = chunk_document(RawDocument("acme", "large.md", 1, text=text), fakes["embedder"], size=20, overlap=4)
+    loaded = chunk_document(RawDocument("big", "load.md", 1, text=text), fakes["embedder"], size=20, overlap=4)
+    assert len(large) >= 2 * settings.embed_batch and settings.bulk_embed_batch < settings.embed_batch
+    calls = fakes["embedder"].calls
+    async with embed_bulk_chunks.test_context() as agent:
+        start = len(calls)
+        for c in large:  # marked by the chunk stage: a large document published as an update
+            await agent.put(CHUNK.encode(c), key=c.key.encode(), headers=LARGE_HEADERS)
+        await settle()
+        large_calls = calls[start:]
+        start = len(calls)
+        for c in loaded:  # publish --bulk
+            await agent.put(CHUNK.encode(c), key=c.key.encode())
+        await settle()
+        load_calls = calls[start:]
+    assert sum(large_calls) == len(large) and sum(load_calls) == len(loaded)
+    assert max(large_calls) > settings.bulk_embed_batch and max(large_calls) <= settings.embed_batch
+    assert max(load_calls) <= settings.bulk_embed_batch  # an update waits for at most one of these
+
+
 async def test_a_large_document_takes_the_bulk_lane_and_its_unchanged_retag_does_not(sent: Any, fakes: Any) -> None:
     big_text = " ".join(f"word{i}" for i in range(600))  # RAG_BULK_MIN_CHUNKS (24) chunks and more
     big, small = RawDocument("acme", "big.md", 1, text=big_text), RawDocument("acme", "small.md", 1, text=TEXT)
@@ -92,6 +117,9 @@ async def test_a_large_document_takes_the_bulk_lane_and_its_unchanged_retag_does
     to_interactive = [CHUNK.decode(m["value"]) for m in sent.on(names.chunks)]
     assert to_bulk == big_chunks  # every chunk of the large document, in order, on its partition
     assert all(m["partition"] == 2 for m in sent.on(names.chunks_bulk))
+    # marked large: the embed stage gives them the interactive lane's batch size, not the bulk load's
+    assert all(is_large(m["headers"]) for m in sent.on(names.chunks_bulk))
+    assert not any(is_large(m["headers"]) for m in sent.on(names.chunks))
     # the small document, then version 2 of the large one: unchanged, one retag record, nothing to embed
     assert [(c.doc_id, c.version) for c in to_interactive] == [("small.md", 1)] * (len(to_interactive) - 1) + [
         ("big.md", 2)

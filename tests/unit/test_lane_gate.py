@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from rag_streams.pipeline.lanes import LaneGate, Lanes, chunk_lane
+from rag_streams.pipeline.lanes import LaneGate, Lanes, bulk_pieces, chunk_lane
 
 
 async def _batch(gate: LaneGate, name: str, bulk: bool, log: list[str], hold: asyncio.Event | None = None) -> None:
@@ -156,3 +156,19 @@ def test_a_document_of_min_chunks_or_more_takes_the_bulk_lane() -> None:
     ]
     assert chunk_lane("bulk", 1, min_chunks=24) == "bulk"  # published --bulk: always bulk
     assert chunk_lane("interactive", 500, min_chunks=0) == "interactive"  # 0: off
+
+
+def test_a_bulk_take_is_cut_into_small_pieces_of_a_bulk_load_and_batch_sized_ones_of_a_large_document() -> None:
+    # "b": a bulk load's chunk (publish --bulk), "L": a large document's (published as an update)
+    take = ["b1", "b2", "b3", "b4", "b5", "L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8", "L9", "b6", "L10"]
+    pieces = bulk_pieces(take, lambda item: item.startswith("L"), size=4, large_size=8)
+    assert pieces == [
+        ["b1", "b2", "b3", "b4"],
+        ["b5"],
+        ["L1", "L2", "L3", "L4", "L5", "L6", "L7", "L8"],
+        ["L9"],
+        ["b6"],
+        ["L10"],
+    ]
+    assert [item for piece in pieces for item in piece] == take  # every item once, in order
+    assert bulk_pieces([], lambda item: True, size=4, large_size=8) == []

@@ -67,3 +67,32 @@ async def test_the_bulk_lane_of_one_stage_waits_for_an_update_in_another() -> No
     release.set()
     await asyncio.wait_for(asyncio.gather(embedding, chunking), 5)
     assert log == ["start interactive", "end interactive", "chunk d1 (bulk)", "chunk d2 (bulk)"]
+
+
+async def test_a_take_in_pieces_takes_a_turn_a_piece_and_an_update_goes_between_them() -> None:
+    lanes = Lanes()
+    bulk, other = _runtime("embed", lanes), _runtime("chunk", lanes)
+    log: list[str] = []
+    first_piece_running, release = asyncio.Event(), asyncio.Event()
+
+    async def bulk_piece(events: list[Any], lane: str) -> None:
+        log.append(f"{lane} {''.join(events)}")
+        if events[0] == "a":
+            first_piece_running.set()
+            await release.wait()
+
+    async def update(event: Any, lane: str) -> None:
+        log.append(f"{lane} {event}")
+
+    def halves(events: list[Any]) -> list[list[Any]]:
+        return [events[:2], events[2:]]
+
+    take = asyncio.create_task(
+        bulk.batches(_Stream(["a", "b", "c", "d"]), bulk_piece, lane="bulk", size=4, pieces=halves)
+    )
+    await first_piece_running.wait()
+    updating = asyncio.create_task(other.each(_Stream(["u"]), update, lane="interactive"))
+    await asyncio.sleep(0.01)
+    release.set()
+    await asyncio.wait_for(asyncio.gather(take, updating), 5)
+    assert log == ["bulk ab", "interactive u", "bulk cd"]  # one take of 4, two turns: the update went between
