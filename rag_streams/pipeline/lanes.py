@@ -54,13 +54,14 @@ def bulk_pieces(items: Sequence[T], large: Callable[[T], bool], *, size: int, la
     large document's (``large``: published as an update, see :func:`chunk_lane`) ``large_size`` at a
     time (RAG_EMBED_BATCH, the interactive lane's batch: smaller batches cost the model more per chunk)."""
     pieces: list[list[T]] = []
+    piece_is_large = False
     for item in items:
-        limit = large_size if large(item) else size
-        last = pieces[-1] if pieces else None
-        if last is not None and large(last[0]) == large(item) and len(last) < limit:
-            last.append(item)
+        is_large = large(item)
+        if pieces and is_large == piece_is_large and len(pieces[-1]) < (large_size if is_large else size):
+            pieces[-1].append(item)
         else:
             pieces.append([item])
+            piece_is_large = is_large
     return pieces
 
 

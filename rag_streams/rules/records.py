@@ -50,9 +50,13 @@ RETAG_HEADER = "rag-retag"
 DELETED_VERSION_HEADER = "rag-deleted-version"
 
 
+def _pairs(headers: Any) -> Any:
+    """A message's headers (a list of pairs, a mapping or None) as (key, value) pairs."""
+    return headers.items() if isinstance(headers, Mapping) else (headers or ())
+
+
 def _flag(headers: Any, name: str) -> bool:
-    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    return any(k == name and v == b"1" for k, v in pairs)
+    return any(k == name and v == b"1" for k, v in _pairs(headers))
 
 
 def is_repair(headers: Any) -> bool:
@@ -67,8 +71,7 @@ def is_large(headers: Any) -> bool:
 
 def retag_of(headers: Any) -> int | None:
     """The previous version a retag record moves the document from; None: not a retag."""
-    pairs = headers.items() if isinstance(headers, Mapping) else (headers or ())
-    for k, v in pairs:
+    for k, v in _pairs(headers):
         if k == RETAG_HEADER:
             try:
                 return int(v)
